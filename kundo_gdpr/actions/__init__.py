@@ -1,0 +1,1 @@
+"""Erase and export: what an approved request does to the desk."""

@@ -1,0 +1,184 @@
+"""Request checks. Each check is a small object with a name and one method;
+the pipeline is a tuple of them; `run_checks` is the short driver.
+
+A check returns findings: a stable code, a severity that decides what
+happens to the request, and arguments for the reply and the agents' UI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from kundo_gdpr.config import Config
+from kundo_gdpr.desk import ChannelRef, DeskStore, EditorRef
+from kundo_gdpr.models import Request
+
+# What a finding does to the request, strongest first.
+IGNORE = "ignore"  # machine mail: never answered
+QUARANTINE = "quarantine"  # cannot be acted on or safely answered
+REJECT = "reject"  # answered with the problems and how to fix them
+REVIEW = "review"  # an agent must look, even under auto-approve
+INFO = "info"  # told to the editor, changes nothing
+SEVERITIES = (IGNORE, QUARANTINE, REJECT, REVIEW, INFO)
+
+
+@dataclass(frozen=True)
+class Finding:
+    code: str
+    severity: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "severity": self.severity, "args": self.args}
+
+
+@dataclass
+class CheckContext:
+    """What the checks read, and what the authorization check works out."""
+
+    request: Request
+    desk: DeskStore
+    config: Config
+    editor: EditorRef | None = None
+    covered: list[ChannelRef] = field(default_factory=list)
+    not_covered: list[ChannelRef] = field(default_factory=list)
+    organization_id: int | None = None
+
+
+class Check(Protocol):
+    name: ClassVar[str]
+    description: ClassVar[str]
+
+    def check(self, ctx: CheckContext) -> list[Finding]: ...
+
+
+class MachineMail:
+    name = "machine_mail"
+    description = "Bounces, auto-replies and list mail are stored but never answered."
+
+    def check(self, ctx: CheckContext) -> list[Finding]:
+        return [Finding("auto_reply", IGNORE)] if "auto_reply" in ctx.request.problems else []
+
+
+class OneSender:
+    name = "one_sender"
+    description = "The mail has exactly one, well-formed sender address."
+
+    def check(self, ctx: CheckContext) -> list[Finding]:
+        bad = "bad_sender" in ctx.request.problems or not ctx.request.sender
+        return [Finding("bad_sender", QUARANTINE)] if bad else []
+
+
+class Assertion:
+    name = "assertion"
+    description = "The editor asserts that the person's identity is confirmed."
+
+    def check(self, ctx: CheckContext) -> list[Finding]:
+        return [] if ctx.request.assertion else [Finding("missing_assertion", REJECT)]
+
+
+class Kinds:
+    name = "kinds"
+    description = "The mail asks to erase or to export (or both)."
+
+    def check(self, ctx: CheckContext) -> list[Finding]:
+        return [] if ctx.request.kinds else [Finding("no_kind", REJECT)]
+
+
+class Subjects:
+    name = "subjects"
+    description = "The mail names at least one valid data subject address."
+
+    def check(self, ctx: CheckContext) -> list[Finding]:
+        findings = []
+        if "invalid_subject" in ctx.request.problems:
+            findings.append(Finding("invalid_subject", REVIEW))
+        if not ctx.request.subjects:
+            findings.append(Finding("no_subject", REJECT))
+        return findings
+
+
+class Channels:
+    name = "channels"
+    description = "The mail says which channels: mail, forum posts, chats."
+
+    def check(self, ctx: CheckContext) -> list[Finding]:
+        return [] if ctx.request.channel_kinds else [Finding("no_channel", REVIEW)]
+
+
+class Editor:
+    name = "editor"
+    description = "The sender edits the channels the request covers."
+
+    def check(self, ctx: CheckContext) -> list[Finding]:
+        editor = ctx.desk.editor(ctx.request.sender or "")
+        edited = ctx.desk.editor_channels(editor.id) if editor else []
+        if editor is None or not edited:
+            return [Finding("not_editor", REJECT, {"sender": ctx.request.sender})]
+        ctx.editor = editor
+        organizations = sorted({c.organization_id for c in edited})
+        if len(organizations) > 1:
+            return [
+                Finding(
+                    "ambiguous_organization",
+                    REVIEW,
+                    {"organizations": sorted({c.organization_name for c in edited})},
+                )
+            ]
+        ctx.organization_id = organizations[0]
+        return self._coverage(ctx, edited)
+
+    def _coverage(self, ctx: CheckContext, edited: Sequence[ChannelRef]) -> list[Finding]:
+        kinds = ctx.request.channel_kinds
+        if not kinds:
+            return []
+        assert ctx.organization_id is not None
+        named = ctx.desk.organization_channels(ctx.organization_id, kinds)
+        edited_ids = {c.id for c in edited}
+        ctx.covered = [c for c in named if c.id in edited_ids]
+        ctx.not_covered = [c for c in named if c.id not in edited_ids]
+        findings = []
+        if not ctx.covered:
+            findings.append(Finding("not_editor", REJECT, {"sender": ctx.request.sender}))
+        for channel in ctx.not_covered:
+            findings.append(
+                Finding(
+                    "channel_not_covered",
+                    INFO,
+                    {
+                        "channel": channel.name,
+                        "kind": channel.kind,
+                        "editors": ctx.desk.channel_editor_names(channel.id),
+                    },
+                )
+            )
+        return findings
+
+
+PIPELINE: tuple[Check, ...] = (
+    MachineMail(),
+    OneSender(),
+    Assertion(),
+    Kinds(),
+    Subjects(),
+    Channels(),
+    Editor(),
+)
+
+
+def run_checks(ctx: CheckContext, pipeline: Sequence[Check] = PIPELINE) -> list[Finding]:
+    """Every check's findings. Stops early only for mail that must not be answered."""
+    findings: list[Finding] = []
+    for check in pipeline:
+        findings += check.check(ctx)
+        if any(f.severity in (IGNORE, QUARANTINE) for f in findings):
+            break
+    return findings
+
+
+def verdict(findings: Sequence[Finding]) -> str:
+    """The strongest severity among the findings ('info' when there are none)."""
+    present = {f.severity for f in findings}
+    return next((s for s in SEVERITIES if s in present), INFO)

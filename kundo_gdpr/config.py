@@ -1,0 +1,215 @@
+"""config.toml -> frozen dataclasses.
+
+The file is read once at start-up. An unknown key or a value of the wrong type
+stops start-up with a `ConfigError` naming the key, so a typo never silently
+falls back to a default. Secrets never live in the file: the file names an
+environment variable (`*_env` keys) and `Config.secret()` reads it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; the message names the key."""
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    support_addresses: tuple[str, ...] = ("support@kundo.se",)
+    # Our replies' Message-IDs end in this domain; mail that refers to it is ours.
+    message_id_domain: str = "gdpr.kundo.se"
+    from_name: str = "Kundo GDPR"
+    poll_seconds: float = 10.0
+    max_replies_per_sender_per_hour: int = 20
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    url: str = "sqlite:///var/kundo-gdpr.sqlite3"
+
+
+@dataclass(frozen=True)
+class MaildirConfig:
+    path: str = "var/inbox"
+
+
+@dataclass(frozen=True)
+class ImapConfig:
+    host: str = "localhost"
+    port: int = 993
+    security: Literal["tls", "starttls", "plain"] = "tls"
+    username: str = ""
+    password_env: str = "KUNDO_GDPR_IMAP_PASSWORD"
+    folder: str = "INBOX"
+    processed_folder: str = "Processed"
+    quarantine_folder: str = "Quarantine"
+    timeout_seconds: float = 60.0
+    idle_seconds: float = 540.0
+
+
+@dataclass(frozen=True)
+class IntakeConfig:
+    source: Literal["maildir", "imap"] = "maildir"
+    maildir: MaildirConfig = field(default_factory=MaildirConfig)
+    imap: ImapConfig = field(default_factory=ImapConfig)
+
+
+@dataclass(frozen=True)
+class FolderConfig:
+    path: str = "var/outbox"
+
+
+@dataclass(frozen=True)
+class SmtpConfig:
+    host: str = "localhost"
+    port: int = 587
+    security: Literal["tls", "starttls", "plain"] = "starttls"
+    username: str = ""
+    password_env: str = "KUNDO_GDPR_SMTP_PASSWORD"
+    timeout_seconds: float = 60.0
+
+
+@dataclass(frozen=True)
+class OutboxConfig:
+    transport: Literal["folder", "smtp"] = "folder"
+    max_attempts: int = 12
+    retry_base_seconds: float = 30.0
+    folder: FolderConfig = field(default_factory=FolderConfig)
+    smtp: SmtpConfig = field(default_factory=SmtpConfig)
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    auto_approve: bool = False
+    erase_needs_admin: bool = False
+    confirm_by_mail: bool = False
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    path: str = "var/exports"
+    max_attachment_bytes: int = 10 * 1024 * 1024
+    link_ttl_hours: int = 24
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+    base_url: str = "http://127.0.0.1:8080"
+    secret_env: str = "KUNDO_GDPR_SECRET"
+
+
+@dataclass(frozen=True)
+class DeskConfig:
+    # Name of a DeskStore implementation in kundo_gdpr.desk.REGISTRY.
+    store: str = "sql"
+
+
+@dataclass(frozen=True)
+class Config:
+    service: ServiceConfig = field(default_factory=ServiceConfig)
+    database: DatabaseConfig = field(default_factory=DatabaseConfig)
+    intake: IntakeConfig = field(default_factory=IntakeConfig)
+    outbox: OutboxConfig = field(default_factory=OutboxConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+    web: WebConfig = field(default_factory=WebConfig)
+    desk: DeskConfig = field(default_factory=DeskConfig)
+    # Directory that relative paths in the file are resolved against.
+    root: Path = Path(".")
+
+    def path(self, relative: str) -> Path:
+        """A path from the config, resolved against the config file's folder."""
+        p = Path(relative)
+        return p if p.is_absolute() else self.root / p
+
+    def secret(self, env_name: str) -> str:
+        """The value of a secret named by an `*_env` key; empty when unset."""
+        return os.environ.get(env_name, "")
+
+    def database_url(self) -> str:
+        """The database URL with a relative SQLite path made absolute."""
+        url = self.database.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/"):
+            rest = url[len(prefix) :]
+            if rest and rest != ":memory:":
+                return prefix + str(self.path(rest).resolve())
+        return url
+
+
+def load(path: Path | str | None) -> Config:
+    """Read a config file; None gives the embedded defaults rooted at the cwd."""
+    if path is None:
+        return Config(root=Path.cwd())
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"config file not found: {p}") from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p}: {exc}") from exc
+    return from_dict(data, root=p.resolve().parent)
+
+
+def from_dict(data: dict[str, Any], root: Path) -> Config:
+    """Build a Config from parsed TOML, naming the first bad key."""
+    built = _build(Config, data, "")
+    return dataclasses.replace(built, root=root)
+
+
+_T = typing.TypeVar("_T")
+
+
+def _build(cls: type[_T], data: Any, prefix: str) -> _T:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'}: expected a table")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls) if f.name != "root"}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown config key: {prefix}{unknown[0]}")
+    values = {name: _value(hints[name], data[name], f"{prefix}{name}") for name in data}
+    return cls(**values)
+
+
+def _value(hint: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key + ".")  # type: ignore[arg-type]
+    if origin is Literal:
+        allowed = typing.get_args(hint)
+        if value not in allowed:
+            choices = ", ".join(repr(a) for a in allowed)
+            raise ConfigError(f"{key}: {value!r} is not one of {choices}")
+        return value
+    if origin is tuple:
+        (item,) = typing.get_args(hint)[:1]
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list")
+        return tuple(_value(item, v, f"{key}[]") for v in value)
+    if origin in (typing.Union, types.UnionType):
+        raise ConfigError(f"{key}: unsupported type")  # not used by Config today
+    return _scalar(hint, value, key)
+
+
+def _scalar(hint: Any, value: Any, key: str) -> Any:
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, bool):
+        raise ConfigError(f"{key}: expected a whole number, got {value!r}")
+    if not isinstance(value, hint):
+        raise ConfigError(f"{key}: expected {hint.__name__}, got {value!r}")
+    if hint in (int, float) and value < 0:
+        raise ConfigError(f"{key}: must not be negative, got {value!r}")
+    return value

@@ -1,0 +1,60 @@
+"""The DeskStore protocol and the plain values that cross it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+# {channel kind: {item kind: count}}, e.g. {"forum": {"posts": 3, "redacted": 1}}
+Counts = dict[str, dict[str, int]]
+
+
+@dataclass(frozen=True)
+class ChannelRef:
+    id: int
+    kind: str
+    name: str
+    organization_id: int
+    organization_name: str
+
+
+@dataclass(frozen=True)
+class EditorRef:
+    id: int
+    name: str
+    email: str
+
+
+@dataclass(frozen=True)
+class ExportSheet:
+    """One channel kind's items for an export: column keys and rows in order."""
+
+    kind: str
+    columns: tuple[str, ...]
+    rows: Iterator[tuple[Any, ...]]
+
+
+class DeskStore(Protocol):
+    """Reads and changes the desk inside the caller's transaction."""
+
+    def editor(self, email: str) -> EditorRef | None:
+        """The editor with this address (case-insensitive), if any."""
+
+    def editor_channels(self, editor_id: int) -> list[ChannelRef]:
+        """Every channel the editor edits, in any organization."""
+
+    def organization_channels(self, organization_id: int, kinds: Sequence[str]) -> list[ChannelRef]:
+        """The organization's channels of these kinds."""
+
+    def channel_editor_names(self, channel_id: int) -> list[str]:
+        """Names of the channel's editors (for 'who can ask instead')."""
+
+    def count(self, subject: str, channels: Sequence[ChannelRef]) -> Counts:
+        """What `erase` would touch, without changing anything."""
+
+    def erase(self, subject: str, channels: Sequence[ChannelRef]) -> Counts:
+        """Remove the subject's items from these channels; return what went."""
+
+    def export(self, subject: str, channels: Sequence[ChannelRef]) -> Iterator[ExportSheet]:
+        """The subject's items, one sheet per channel kind, streamed."""

@@ -1,0 +1,1 @@
+"""Mail in: sources, storing, and the pure parser."""

@@ -1,0 +1,278 @@
+"""Bytes in, a ParsedMail out. Pure: no database, no network, no clock.
+
+The parser must never raise on hostile input; `parse` turns any internal
+error into `ParseError`, which callers record against the stored mail.
+"""
+
+from __future__ import annotations
+
+import email
+import email.message
+import email.policy
+import html
+import re
+from email.headerregistry import Address
+from email.message import EmailMessage, Message
+
+from email_validator import EmailNotValidError, validate_email
+
+from kundo_gdpr.intake import phrases, quotes
+from kundo_gdpr.intake.result import AttachmentInfo, ParsedMail
+
+FORWARD_PREFIX = re.compile(r"^\s*(?:(?:re|sv|aw)\s*:\s*)*(?:fwd?|vb|wg)\s*:", re.IGNORECASE)
+REPLY_PREFIX = re.compile(r"^\s*(?:(?:re|sv|aw|fwd?|vb|wg)\s*:\s*)+", re.IGNORECASE)
+ADDRESS_LIKE = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)*", re.UNICODE)
+FORWARDED_FROM = re.compile(r"^\s*\*?(?:From|Från)\*?\s*:(.*)$", re.IGNORECASE | re.MULTILINE)
+FALLBACK_CHARSETS = ("utf-8", "windows-1252", "iso-8859-1")
+# Text parts larger than this are cut before decoding; no request is this long.
+MAX_TEXT_BYTES = 512 * 1024
+
+AUTO_SUBJECTS = re.compile(
+    r"^\s*(autosvar|automatiskt svar|frånvaro|out of office|automatic reply|auto-reply|"
+    r"undeliverable|undelivered mail|delivery status notification|mail delivery failed|"
+    r"returned mail|failure notice|delivery failure)",
+    re.IGNORECASE,
+)
+MACHINE_SENDERS = re.compile(r"^(mailer-daemon|postmaster|no-?reply|do-?not-?reply)@", re.I)
+
+
+class ParseError(Exception):
+    """The mail could not be read at all; the reason is the message."""
+
+
+def parse(raw: bytes, support_addresses: tuple[str, ...] = ()) -> ParsedMail:
+    """Read one request mail. Raises ParseError only when nothing is readable."""
+    if not raw.strip():
+        raise ParseError("empty message")
+    try:
+        msg = email.message_from_bytes(raw, policy=email.policy.default)
+        return _parse(msg, tuple(a.lower() for a in support_addresses))
+    except ParseError:
+        raise
+    except Exception as exc:  # hostile MIME can break the stdlib in many ways
+        raise ParseError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _parse(msg: Message, support: tuple[str, ...]) -> ParsedMail:
+    problems: list[str] = []
+    sender, sender_name = _sender(msg)
+    if sender is None:
+        problems.append("bad_sender")
+    subject_line = _header(msg, "Subject")
+    forwarded = bool(FORWARD_PREFIX.match(subject_line))
+    body = body_text(msg)
+    new, forwarded_block = quotes.new_text(body, forwarded)
+    unsigned = quotes.without_signature(new)
+    assertion = has_assertion(new)
+    kinds = _kinds(REPLY_PREFIX.sub("", subject_line) + "\n" + new)
+    channels = _channels(unsigned)
+    excluded = {*support, *([sender] if sender else [])}
+    subjects, invalid = _subjects(unsigned, forwarded_block, excluded)
+    if is_machine_mail(msg, sender):
+        problems.append("auto_reply")
+    if not assertion:
+        problems.append("missing_assertion")
+    if not kinds:
+        problems.append("no_kind")
+    if not channels:
+        problems.append("no_channel")
+    if invalid:
+        problems.append("invalid_subject")
+    if not subjects:
+        problems.append("no_subject")
+    return ParsedMail(
+        message_id=_header(msg, "Message-ID").strip() or None,
+        sender=sender,
+        sender_name=sender_name,
+        subject_line=subject_line,
+        language=language_of(new or subject_line),
+        kinds=kinds,
+        subjects=subjects,
+        channels=channels,
+        assertion=assertion,
+        problems=tuple(problems),
+        text=new,
+        invalid_subjects=invalid,
+        in_reply_to=_header(msg, "In-Reply-To").strip() or None,
+        references=tuple(_header(msg, "References").split()),
+        reply_to=_header(msg, "Reply-To").strip() or None,
+        attachments=tuple(_attachments(msg)),
+    )
+
+
+def _header(msg: Message, name: str) -> str:
+    try:
+        value = msg.get(name)
+    except Exception:  # a header the policy cannot parse is treated as absent
+        return ""
+    return "" if value is None else str(value)
+
+
+def _sender(msg: Message) -> tuple[str | None, str | None]:
+    """The one From address, or None when there are none or several."""
+    try:
+        values = msg.get_all("From") or []
+    except Exception:
+        return None, None
+    if len(values) != 1:
+        return None, None
+    addresses = getattr(values[0], "addresses", ())
+    if len(addresses) != 1:
+        return None, None
+    address: Address = addresses[0]
+    if not address.username or not address.domain:
+        return None, None
+    display = address.display_name or None
+    # A display name that is itself another address is a spoofing classic.
+    if display and ADDRESS_LIKE.search(display):
+        named = ADDRESS_LIKE.search(display)
+        if named and named.group(0).lower() != address.addr_spec.lower():
+            return None, None
+    return address.addr_spec.lower(), display
+
+
+def body_text(msg: Message) -> str:
+    """The plain text of the message: text/plain preferred, else HTML as text."""
+    plain = _first_part(msg, "text/plain")
+    if plain is not None:
+        return _decode(plain)
+    markup = _first_part(msg, "text/html")
+    if markup is not None:
+        return html_to_text(_decode(markup))
+    return ""
+
+
+def _first_part(msg: Message, content_type: str) -> Message | None:
+    for part in msg.walk():
+        if part.is_multipart():
+            continue
+        if part.get_content_type() != content_type:
+            continue
+        if (part.get_content_disposition() or "inline") == "attachment":
+            continue
+        return part
+    return None
+
+
+def _decode(part: Message) -> str:
+    payload = part.get_payload(decode=True)
+    if not isinstance(payload, bytes):
+        return ""
+    payload = payload[:MAX_TEXT_BYTES]
+    declared = part.get_content_charset()
+    for charset in (declared, *FALLBACK_CHARSETS):
+        if not charset:
+            continue
+        try:
+            return payload.decode(charset)
+        except (LookupError, UnicodeDecodeError):
+            continue
+    return payload.decode("utf-8", errors="replace")
+
+
+BLOCK_TAGS = re.compile(r"<\s*(br|/p|p|/div|div|/li|li|/tr|tr|/h\d|/blockquote)\b[^>]*>", re.I)
+MAILTO = re.compile(r"<a\b[^>]*href\s*=\s*[\"']?mailto:([^\"'>?\s]+)[^>]*>.*?</a>", re.I | re.S)
+DROPPED = re.compile(r"<(script|style|head)\b.*?</\1\s*>", re.I | re.S)
+HTML_QUOTES = re.compile(
+    r"<(blockquote|div)\b[^>]*(type=[\"']?cite|class=[\"'][^\"']*(gmail_quote|"
+    r"divRplyFwdMsg|OutlookMessageHeader|moz-cite-prefix))[^>]*>.*\Z",
+    re.I | re.S,
+)
+TAG = re.compile(r"<[^>]*>")
+
+
+def html_to_text(markup: str) -> str:
+    """Plain text of an HTML body, with quoted containers removed."""
+    text = DROPPED.sub("", markup)
+    text = HTML_QUOTES.sub("", text)
+    text = MAILTO.sub(lambda m: m.group(1), text)
+    text = BLOCK_TAGS.sub("\n", text)
+    text = TAG.sub("", text)
+    text = html.unescape(text).replace("\xa0", " ")
+    return re.sub(r"\n\s*\n+", "\n\n", text).strip()
+
+
+def normalise_sentence(text: str) -> str:
+    text = text.casefold().replace("’", "'").replace("‘", "'")
+    return re.sub(r"\s+", " ", text)
+
+
+def has_assertion(text: str) -> bool:
+    flat = normalise_sentence(text)
+    return any(sentence in flat for sentence in phrases.ASSERTIONS)
+
+
+def _kinds(text: str) -> tuple[str, ...]:
+    return tuple(k for k, pattern in phrases.KIND_PATTERNS.items() if pattern.search(text))
+
+
+def _channels(text: str) -> tuple[str, ...]:
+    if phrases.ALL_CHANNELS_PATTERN.search(text):
+        return phrases.CHANNELS_ALL
+    without_addresses = ADDRESS_LIKE.sub(" ", text)
+    return tuple(
+        k for k, pattern in phrases.CHANNEL_PATTERNS.items() if pattern.search(without_addresses)
+    )
+
+
+def _subjects(
+    text: str, forwarded_block: str, excluded: set[str]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    candidates = [m.group(0) for m in ADDRESS_LIKE.finditer(text)]
+    forwarded_from = FORWARDED_FROM.search(forwarded_block)
+    if forwarded_from:
+        candidates += [m.group(0) for m in ADDRESS_LIKE.finditer(forwarded_from.group(1))]
+    valid: list[str] = []
+    invalid: list[str] = []
+    for candidate in candidates:
+        address = candidate.strip(".").lower()
+        if address in excluded or address in valid or address in invalid:
+            continue
+        try:
+            validate_email(address, check_deliverability=False)
+        except EmailNotValidError:
+            invalid.append(address)
+            continue
+        valid.append(address)
+    return tuple(valid), tuple(invalid)
+
+
+def language_of(text: str) -> str:
+    words = re.findall(r"[a-zåäöé']+", text.lower())
+    swedish = sum(1 for w in words if w in phrases.SWEDISH_WORDS)
+    english = sum(1 for w in words if w in phrases.ENGLISH_WORDS)
+    if re.search(r"[åäö]", text.lower()):
+        swedish += 2
+    return "sv" if swedish >= english and swedish > 0 else "en"
+
+
+def is_machine_mail(msg: Message, sender: str | None) -> bool:
+    """Bounces, auto-replies, lists: stored, never answered."""
+    auto = _header(msg, "Auto-Submitted").strip().lower()
+    if auto and auto != "no":
+        return True
+    if _header(msg, "Precedence").strip().lower() in {"bulk", "junk", "list", "auto_reply"}:
+        return True
+    if any(_header(msg, h) for h in ("X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress")):
+        return True
+    if sender and MACHINE_SENDERS.match(sender):
+        return True
+    if _header(msg, "Return-Path").strip() == "<>":
+        return True
+    if msg.get_content_type() == "multipart/report":
+        return True
+    return bool(AUTO_SUBJECTS.match(_header(msg, "Subject")))
+
+
+def _attachments(msg: Message) -> list[AttachmentInfo]:
+    found: list[AttachmentInfo] = []
+    for part in msg.walk():
+        if part.is_multipart() or part.get_content_disposition() != "attachment":
+            continue
+        payload = part.get_payload()
+        size = len(payload) if isinstance(payload, str) else 0
+        found.append(AttachmentInfo(part.get_filename(), part.get_content_type(), size))
+    return found
+
+
+__all__ = ["EmailMessage", "ParseError", "ParsedMail", "body_text", "html_to_text", "parse"]

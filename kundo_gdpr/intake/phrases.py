@@ -1,0 +1,122 @@
+"""The words a request is read by, as tables. Each row is tested."""
+
+from __future__ import annotations
+
+import re
+
+# The required sentence, after normalisation (see parse.normalise_sentence).
+ASSERTIONS: tuple[str, ...] = (
+    "vi har bekräftat personens identitet",
+    "vi har bekräftat personernas identitet",
+    "vi har bekräftat personen/personernas identitet",
+    "vi har bekräftat personens/personernas identitet",
+    "we have confirmed the person's identity",
+    "we have confirmed the persons' identity",
+    "we have confirmed the person's/persons' identity",
+    "we have confirmed the identity of the person",
+    "we have confirmed the identity of the persons",
+)
+
+# kind -> word patterns (matched on word boundaries, case-insensitively).
+KIND_WORDS: dict[str, tuple[str, ...]] = {
+    "erase": (
+        r"radera",
+        r"radering",
+        r"raderas",
+        r"raderad",
+        r"raderade",
+        r"ta bort",
+        r"tas bort",
+        r"anonymisera",
+        r"anonymiseras",
+        r"glömd",
+        r"bortglömd",
+        r"glömmas",
+        r"erase",
+        r"erasure",
+        r"delete",
+        r"deletion",
+        r"remove",
+        r"removal",
+        r"forget",
+        r"forgotten",
+        r"anonymise",
+        r"anonymize",
+    ),
+    "export": (
+        r"registerutdrag",
+        r"utdrag",
+        r"exportera",
+        r"export",
+        r"kopia",
+        r"ta del av",
+        r"subject access",
+        r"access request",
+        r"copy of",
+        r"takeout",
+        r"portability",
+    ),
+}
+
+# channel -> word patterns. Words, not substrings: "e-postadress" is an address.
+CHANNEL_WORDS: dict[str, tuple[str, ...]] = {
+    "mail": (
+        r"mail",
+        r"mails",
+        r"mejl",
+        r"mejlen",
+        r"e-post",
+        r"epost",
+        r"e-mail",
+        r"e-mails",
+        r"email",
+        r"emails",
+        r"e-postmeddelanden",
+        r"ärenden",
+        r"mailärenden",
+    ),
+    "forum": (r"forum", r"forumet", r"foruminlägg", r"inlägg", r"forum posts", r"posts"),
+    "chat": (
+        r"chatt",
+        r"chattar",
+        r"chat",
+        r"chats",
+        r"chattkonversationer",
+        r"chattloggar",
+        r"chat messages",
+        r"chattmeddelanden",
+    ),
+}
+
+# Phrases that name every channel at once.
+ALL_CHANNELS_WORDS: tuple[str, ...] = (
+    r"all data",
+    r"all their data",
+    r"all of their data",
+    r"everything",
+    r"alla uppgifter",
+    r"alla personuppgifter",
+    r"allt",
+    r"all information",
+)
+
+# Swedish marker words for language detection; a few are enough for a request.
+SWEDISH_WORDS = frozenset(
+    ["och", "att", "det", "som", "är", "på", "för", "med", "har", "inte", "vi", "en", "ett", "av", "till", "den", "om", "kan", "hej", "vänligen", "tack", "personen", "identitet", "radera", "uppgifter", "hälsningar", "bekräftat", "kunden", "alla", "våra", "från"]
+)
+ENGLISH_WORDS = frozenset(
+    ["and", "the", "that", "is", "on", "for", "with", "have", "not", "we", "a", "an", "of", "to", "it", "if", "can", "hi", "hello", "please", "thanks", "person", "identity", "erase", "data", "regards", "confirmed", "customer", "all", "our", "from"]
+)
+
+
+def word_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
+    """One regex matching any of `words` as whole words (hyphens bind)."""
+    alternatives = "|".join(re.escape(w).replace(r"\ ", r"\s+") for w in words)
+    return re.compile(rf"(?<![\w-])(?:{alternatives})(?![\w-])", re.IGNORECASE)
+
+
+KIND_PATTERNS = {kind: word_pattern(words) for kind, words in KIND_WORDS.items()}
+CHANNEL_PATTERNS = {kind: word_pattern(words) for kind, words in CHANNEL_WORDS.items()}
+ALL_CHANNELS_PATTERN = word_pattern(ALL_CHANNELS_WORDS)
+
+CHANNELS_ALL: tuple[str, ...] = ("mail", "forum", "chat")

@@ -1,0 +1,84 @@
+"""Separating what the sender wrote now from quotes and signatures."""
+
+from __future__ import annotations
+
+import re
+
+# A line that starts a quoted earlier message; it and everything after go.
+REPLY_HEADERS: tuple[re.Pattern[str], ...] = (
+    re.compile(r"^\s*On\b.{0,200}\bwrote:\s*$", re.IGNORECASE),
+    re.compile(r"^\s*Den\b.{0,200}\bskrev\b.{0,200}:\s*$", re.IGNORECASE),
+    re.compile(r"^\s*-{2,}\s*(Original Message|Ursprungligt meddelande)\s*-{2,}\s*$", re.I),
+)
+
+# Outlook's header block: two or more of these on consecutive lines.
+OUTLOOK_HEADER = re.compile(
+    r"^\s*\*?(From|Från|Sent|Skickat|To|Till|Subject|Ämne|Date|Datum|Cc|Kopia)\*?\s*:",
+    re.IGNORECASE,
+)
+
+FORWARD_MARKERS: tuple[re.Pattern[str], ...] = (
+    re.compile(r"^\s*-{2,}\s*(Forwarded message|Vidarebefordrat meddelande)\s*-{2,}\s*$", re.I),
+    re.compile(r"^\s*Begin forwarded message:\s*$", re.IGNORECASE),
+    re.compile(r"^\s*Början på vidarebefordrat meddelande:\s*$", re.IGNORECASE),
+)
+
+SIGN_OFFS: tuple[str, ...] = (
+    "med vänliga hälsningar",
+    "vänliga hälsningar",
+    "mvh",
+    "hälsningar",
+    "best regards",
+    "kind regards",
+    "regards",
+    "thanks",
+    "thank you",
+    "tack",
+    "cheers",
+    "skickat från min",
+    "sent from my",
+)
+SIGN_OFF = re.compile(
+    r"^\s*(?:" + "|".join(re.escape(s) for s in SIGN_OFFS) + r")\b[\s\w!.,]{0,40}$",
+    re.IGNORECASE,
+)
+SIGNATURE_DASHES = re.compile(r"^--\s?$")
+
+
+def new_text(text: str, forwarded: bool) -> tuple[str, str]:
+    """Split a plain text body into (new text, forwarded block).
+
+    Quoted lines and replied-to messages are dropped. When the mail is a
+    forward, the forwarded block is returned separately: its From line names
+    a candidate data subject.
+    """
+    lines = text.splitlines()
+    kept: list[str] = []
+    for index, line in enumerate(lines):
+        if forwarded and any(p.match(line) for p in FORWARD_MARKERS):
+            return "\n".join(kept), "\n".join(lines[index + 1 :])
+        if any(p.match(line) for p in REPLY_HEADERS) or _outlook_block_at(lines, index):
+            if forwarded:
+                return "\n".join(kept), "\n".join(lines[index:])
+            break
+        if line.lstrip().startswith(">"):
+            continue
+        kept.append(line)
+    return "\n".join(kept), ""
+
+
+def _outlook_block_at(lines: list[str], index: int) -> bool:
+    window = lines[index : index + 6]
+    if not window or not OUTLOOK_HEADER.match(window[0]):
+        return False
+    return sum(1 for line in window if OUTLOOK_HEADER.match(line)) >= 2
+
+
+def without_signature(text: str) -> str:
+    """The text above the signature (a `-- ` line or a sign-off line)."""
+    kept: list[str] = []
+    for line in text.splitlines():
+        if SIGNATURE_DASHES.match(line) or SIGN_OFF.match(line):
+            break
+        kept.append(line)
+    return "\n".join(kept)

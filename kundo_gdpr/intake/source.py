@@ -1,0 +1,29 @@
+"""The MailSource protocol: where request mails come from."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class FetchedMail:
+    """One message as it sits in the source, identified by a stable key."""
+
+    key: str
+    raw: bytes
+
+
+class MailSource(Protocol):
+    """A mailbox. Contract: `pending` yields messages not yet marked done;
+    `done` is called only after the message is committed to the database,
+    so a crash in between yields it again (and the store dedupes it)."""
+
+    name: str
+
+    def pending(self) -> Iterator[FetchedMail]: ...
+
+    def done(self, key: str) -> None: ...
+
+    def quarantine(self, key: str, reason: str) -> None: ...

@@ -1,0 +1,181 @@
+"""Two stages: store (mailbox -> inbound_mail) and parse (inbound_mail -> request)."""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import hashlib
+import logging
+
+from sqlalchemy import or_, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from kundo_gdpr import audit
+from kundo_gdpr.config import Config
+from kundo_gdpr.db import claim
+from kundo_gdpr.intake.parse import ParseError, parse
+from kundo_gdpr.intake.result import ParsedMail
+from kundo_gdpr.intake.source import FetchedMail, MailSource
+from kundo_gdpr.models import InboundMail, Request, RequestSubject, utcnow
+from kundo_gdpr.models.queue import (
+    MAIL_DUPLICATE,
+    MAIL_PARSED,
+    MAIL_STORED,
+    PARSED,
+    QUARANTINED,
+)
+
+log = logging.getLogger(__name__)
+
+
+def fetch(factory: sessionmaker[Session], source: MailSource) -> int:
+    """Store every pending message, then mark it done in the source.
+
+    Storing comes first: a crash before `done` yields the message again and
+    the unique raw-bytes hash and source key make the second store a no-op.
+    """
+    stored = 0
+    for fetched in source.pending():
+        try:
+            stored += store(factory, source.name, fetched)
+        except IntegrityError:
+            pass  # another worker stored it between our check and insert
+        source.done(fetched.key)
+    return stored
+
+
+def store(factory: sessionmaker[Session], source_name: str, fetched: FetchedMail) -> int:
+    """Keep the raw bytes of one message (once). Returns 1 if it was new."""
+    digest = hashlib.sha256(fetched.raw).hexdigest()
+    with factory.begin() as session:
+        seen = session.scalar(
+            select(InboundMail.id).where(
+                or_(
+                    InboundMail.sha256 == digest,
+                    (InboundMail.source == source_name) & (InboundMail.source_key == fetched.key),
+                )
+            )
+        )
+        if seen is not None:
+            return 0
+        mail = InboundMail(
+            source=source_name,
+            source_key=fetched.key,
+            sha256=digest,
+            message_id=_message_id(fetched.raw),
+            raw=fetched.raw,
+            size=len(fetched.raw),
+            state=MAIL_STORED,
+            received_at=utcnow(),
+        )
+        session.add(mail)
+        session.flush()
+        audit.record(session, "mail_stored", mail=mail, source=source_name, size=mail.size)
+    return 1
+
+
+def _message_id(raw: bytes) -> str | None:
+    try:
+        parsed = parse(raw)
+    except ParseError:
+        return None
+    return parsed.message_id[:998] if parsed.message_id else None
+
+
+def parse_one(factory: sessionmaker[Session], config: Config) -> bool:
+    """Turn the next stored mail into a request. Returns whether there was one."""
+    with factory.begin() as session:
+        mail = claim(
+            session,
+            select(InboundMail).where(InboundMail.state == MAIL_STORED).order_by(InboundMail.id),
+        )
+        if mail is None:
+            return False
+        try:
+            parsed = parse(mail.raw, config.service.support_addresses)
+        except ParseError as exc:
+            _quarantine_unparseable(session, mail, str(exc))
+            return True
+        if _is_duplicate(session, mail, parsed):
+            mail.state = MAIL_DUPLICATE
+            audit.record(session, "mail_duplicate", mail=mail, message_id=parsed.message_id)
+            return True
+        request = new_request(session, mail, parsed)
+        audit.record(session, "parsed", request=request, **parsed.contract())
+    return True
+
+
+def _is_duplicate(session: Session, mail: InboundMail, parsed: ParsedMail) -> bool:
+    """The same request resent (same Message-ID from the same sender).
+
+    A Message-ID alone proves nothing: anyone can reuse one. It counts only
+    together with the same sender address.
+    """
+    if not parsed.message_id or not parsed.sender:
+        return False
+    earlier = session.scalar(
+        select(Request.id)
+        .join(InboundMail, InboundMail.id == Request.inbound_mail_id)
+        .where(
+            InboundMail.message_id == parsed.message_id,
+            InboundMail.id != mail.id,
+            Request.sender == parsed.sender,
+        )
+    )
+    return earlier is not None
+
+
+def new_request(session: Session, mail: InboundMail, parsed: ParsedMail) -> Request:
+    received = mail.received_at
+    request = Request(
+        inbound_mail_id=mail.id,
+        sender=parsed.sender,
+        sender_name=parsed.sender_name,
+        subject_line=parsed.subject_line[:2000],
+        message_id=parsed.message_id,
+        references=" ".join(parsed.references) or None,
+        kinds=list(parsed.kinds),
+        channel_kinds=list(parsed.channels),
+        language=parsed.language,
+        assertion=parsed.assertion,
+        problems=list(parsed.problems),
+        state=PARSED,
+        received_at=received,
+        due_at=add_months(received, 1),
+        subjects=[RequestSubject(email=s) for s in parsed.subjects],
+    )
+    session.add(request)
+    session.flush()
+    request.reference = make_reference(received, request.id)
+    mail.state = MAIL_PARSED
+    return request
+
+
+def _quarantine_unparseable(session: Session, mail: InboundMail, reason: str) -> None:
+    mail.state = MAIL_PARSED
+    mail.error = reason
+    request = Request(
+        inbound_mail_id=mail.id,
+        state=QUARANTINED,
+        problems=["unparseable"],
+        received_at=mail.received_at,
+        due_at=add_months(mail.received_at, 1),
+    )
+    session.add(request)
+    session.flush()
+    request.reference = make_reference(mail.received_at, request.id)
+    audit.record(session, "quarantined", request=request, reason=reason)
+    log.warning("mail %s could not be parsed: %s", mail.id, reason)
+
+
+def make_reference(received: dt.datetime, request_id: int) -> str:
+    return f"GDPR-{received.year}-{request_id:05d}"
+
+
+def add_months(when: dt.datetime, months: int) -> dt.datetime:
+    """GDPR Art. 12(3): a calendar month later, clamped to the month's last day."""
+    month_index = when.month - 1 + months
+    year, month = when.year + month_index // 12, month_index % 12 + 1
+    day = min(when.day, calendar.monthrange(year, month)[1])
+    return when.replace(year=year, month=month, day=day)

@@ -1,0 +1,49 @@
+"""All models, imported here so that Base.metadata knows every table."""
+
+from kundo_gdpr.models.base import Base, UtcDateTime, utcnow
+from kundo_gdpr.models.desk import (
+    CHANNEL_KINDS,
+    Attachment,
+    Channel,
+    ChatMessage,
+    ChatSession,
+    Editor,
+    ForumPost,
+    MailConversation,
+    MailMessage,
+    Organization,
+    channel_editors,
+)
+from kundo_gdpr.models.queue import (
+    Event,
+    Export,
+    InboundMail,
+    OutboundMail,
+    Request,
+    RequestChannel,
+    RequestSubject,
+)
+
+__all__ = [
+    "CHANNEL_KINDS",
+    "Attachment",
+    "Base",
+    "Channel",
+    "ChatMessage",
+    "ChatSession",
+    "Editor",
+    "Event",
+    "Export",
+    "ForumPost",
+    "InboundMail",
+    "MailConversation",
+    "MailMessage",
+    "Organization",
+    "OutboundMail",
+    "Request",
+    "RequestChannel",
+    "RequestSubject",
+    "UtcDateTime",
+    "channel_editors",
+    "utcnow",
+]

@@ -1,0 +1,194 @@
+"""The reference support desk: what kundo-gdpr erases and exports.
+
+A host desk with its own schema implements `kundo_gdpr.desk.DeskStore`
+instead; these tables are what the bundled SQL store and the demo use.
+Every person's address column has an index on lower(address), because the
+data subject is matched case-insensitively and must be found fast among
+millions of items.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    func,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from kundo_gdpr.models.base import Base, UtcDateTime, utcnow
+
+CHANNEL_KINDS = ("mail", "forum", "chat")
+
+channel_editors = Table(
+    "channel_editors",
+    Base.metadata,
+    Column("channel_id", ForeignKey("channels.id", ondelete="CASCADE"), primary_key=True),
+    Column("editor_id", ForeignKey("editors.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Organization(Base):
+    __tablename__ = "organizations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(100), unique=True)
+    language: Mapped[str] = mapped_column(String(2), default="sv")
+
+    channels: Mapped[list[Channel]] = relationship(back_populates="organization")
+
+
+class Channel(Base):
+    __tablename__ = "channels"
+    __table_args__ = (CheckConstraint("kind IN ('mail', 'forum', 'chat')", name="kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(
+        ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    kind: Mapped[str] = mapped_column(String(10))
+    name: Mapped[str] = mapped_column(String(200))
+
+    organization: Mapped[Organization] = relationship(back_populates="channels")
+    editors: Mapped[list[Editor]] = relationship(
+        secondary=channel_editors, back_populates="channels"
+    )
+
+
+class Editor(Base):
+    __tablename__ = "editors"
+    __table_args__ = (Index("ix_editors_email_lower", func.lower(Column("email")), unique=True),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    email: Mapped[str] = mapped_column(String(320))
+
+    channels: Mapped[list[Channel]] = relationship(
+        secondary=channel_editors, back_populates="editors"
+    )
+
+
+class ForumPost(Base):
+    """A forum post. An opening post has topic_id NULL; replies point at it."""
+
+    __tablename__ = "forum_posts"
+    __table_args__ = (
+        Index("ix_forum_posts_author_email_lower", func.lower(Column("author_email"))),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel_id: Mapped[int] = mapped_column(
+        ForeignKey("channels.id", ondelete="CASCADE"), index=True
+    )
+    topic_id: Mapped[int | None] = mapped_column(
+        ForeignKey("forum_posts.id", ondelete="CASCADE"), index=True
+    )
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("forum_posts.id", ondelete="SET NULL"))
+    author_name: Mapped[str | None] = mapped_column(String(200))
+    author_email: Mapped[str | None] = mapped_column(String(320))
+    author_ip: Mapped[str | None] = mapped_column(String(45))
+    title: Mapped[str | None] = mapped_column(String(500))
+    body: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class MailConversation(Base):
+    __tablename__ = "mail_conversations"
+    __table_args__ = (
+        Index("ix_mail_conversations_customer_email_lower", func.lower(Column("customer_email"))),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel_id: Mapped[int] = mapped_column(
+        ForeignKey("channels.id", ondelete="CASCADE"), index=True
+    )
+    customer_name: Mapped[str | None] = mapped_column(String(200))
+    customer_email: Mapped[str | None] = mapped_column(String(320))
+    subject: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class MailMessage(Base):
+    __tablename__ = "mail_messages"
+    __table_args__ = (
+        CheckConstraint("direction IN ('in', 'out')", name="direction"),
+        Index("ix_mail_messages_from_addr_lower", func.lower(Column("from_addr"))),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        ForeignKey("mail_conversations.id", ondelete="CASCADE"), index=True
+    )
+    direction: Mapped[str] = mapped_column(String(3))
+    from_addr: Mapped[str | None] = mapped_column(String(320))
+    to_addr: Mapped[str | None] = mapped_column(String(320))
+    body: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class ChatSession(Base):
+    __tablename__ = "chat_sessions"
+    __table_args__ = (
+        Index("ix_chat_sessions_visitor_email_lower", func.lower(Column("visitor_email"))),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel_id: Mapped[int] = mapped_column(
+        ForeignKey("channels.id", ondelete="CASCADE"), index=True
+    )
+    visitor_name: Mapped[str | None] = mapped_column(String(200))
+    visitor_email: Mapped[str | None] = mapped_column(String(320))
+    visitor_ip: Mapped[str | None] = mapped_column(String(45))
+    started_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class ChatMessage(Base):
+    __tablename__ = "chat_messages"
+    __table_args__ = (CheckConstraint("sender IN ('visitor', 'agent')", name="sender"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(
+        ForeignKey("chat_sessions.id", ondelete="CASCADE"), index=True
+    )
+    sender: Mapped[str] = mapped_column(String(10))
+    body: Mapped[str] = mapped_column(Text, default="")
+    sent_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class Attachment(Base):
+    """A file on exactly one item; it goes when its item goes (ON DELETE CASCADE)."""
+
+    __tablename__ = "attachments"
+    __table_args__ = (
+        CheckConstraint(
+            "(CASE WHEN forum_post_id IS NULL THEN 0 ELSE 1 END"
+            " + CASE WHEN mail_message_id IS NULL THEN 0 ELSE 1 END"
+            " + CASE WHEN chat_message_id IS NULL THEN 0 ELSE 1 END) = 1",
+            name="one_item",
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    forum_post_id: Mapped[int | None] = mapped_column(
+        ForeignKey("forum_posts.id", ondelete="CASCADE"), index=True
+    )
+    mail_message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("mail_messages.id", ondelete="CASCADE"), index=True
+    )
+    chat_message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("chat_messages.id", ondelete="CASCADE"), index=True
+    )
+    filename: Mapped[str] = mapped_column(String(500))
+    content_type: Mapped[str] = mapped_column(String(200), default="application/octet-stream")
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer, default=0)

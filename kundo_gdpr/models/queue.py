@@ -1,0 +1,200 @@
+"""The request queue: inbound mail, requests, audit events, the outbox, exports.
+
+States (see DESIGN.md) live in one column per table and move forward only
+through the stage functions, each in one transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from kundo_gdpr.models.base import Base, UtcDateTime, utcnow
+
+# inbound_mail.state
+MAIL_STORED = "stored"  # raw bytes kept, not parsed yet
+MAIL_PARSED = "parsed"  # a request row exists for it
+MAIL_DUPLICATE = "duplicate"  # the same request arrived before
+
+# requests.state
+PARSED = "parsed"
+NEEDS_REVIEW = "needs_review"
+APPROVED = "approved"
+REJECTED = "rejected"
+DONE = "done"
+FAILED = "failed"
+IGNORED = "ignored"  # machine mail: stored, never answered
+QUARANTINED = "quarantined"  # cannot be acted on or answered; an agent looks
+REQUEST_STATES = (PARSED, NEEDS_REVIEW, APPROVED, REJECTED, DONE, FAILED, IGNORED, QUARANTINED)
+OPEN_STATES = (PARSED, NEEDS_REVIEW, APPROVED)
+
+# outbound_mail.state
+QUEUED = "queued"
+SENT = "sent"
+SEND_FAILED = "failed"
+HELD = "held"  # over the per-sender rate limit; an agent releases it
+
+
+class InboundMail(Base):
+    __tablename__ = "inbound_mail"
+    __table_args__ = (UniqueConstraint("source", "source_key", name="uq_inbound_mail_source_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    source: Mapped[str] = mapped_column(String(200))
+    # Identity within the source: a Maildir file name, or "UIDVALIDITY:UID".
+    source_key: Mapped[str | None] = mapped_column(String(500))
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    message_id: Mapped[str | None] = mapped_column(String(998), index=True)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(20), default=MAIL_STORED, index=True)
+    error: Mapped[str | None] = mapped_column(Text)
+    received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    request: Mapped[Request | None] = relationship(back_populates="inbound_mail")
+
+
+class Request(Base):
+    __tablename__ = "requests"
+    __table_args__ = (Index("ix_requests_state_due", "state", "due_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    reference: Mapped[str | None] = mapped_column(String(40), unique=True)
+    inbound_mail_id: Mapped[int] = mapped_column(
+        ForeignKey("inbound_mail.id", ondelete="RESTRICT"), unique=True
+    )
+    organization_id: Mapped[int | None] = mapped_column(
+        ForeignKey("organizations.id", ondelete="SET NULL"), index=True
+    )
+    editor_id: Mapped[int | None] = mapped_column(ForeignKey("editors.id", ondelete="SET NULL"))
+    sender: Mapped[str | None] = mapped_column(String(320), index=True)
+    sender_name: Mapped[str | None] = mapped_column(String(200))
+    subject_line: Mapped[str] = mapped_column(Text, default="")
+    message_id: Mapped[str | None] = mapped_column(String(998))
+    references: Mapped[str | None] = mapped_column(Text)
+    kinds: Mapped[list[str]] = mapped_column(JSON, default=list)
+    channel_kinds: Mapped[list[str]] = mapped_column(JSON, default=list)
+    language: Mapped[str] = mapped_column(String(2), default="sv")
+    assertion: Mapped[bool] = mapped_column(Boolean, default=False)
+    authenticated: Mapped[bool] = mapped_column(Boolean, default=False)
+    state: Mapped[str] = mapped_column(String(20), default=PARSED, index=True)
+    problems: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # Each check's finding: {"code": ..., "severity": ..., "args": {...}}.
+    findings: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # Counts per channel kind and item kind once run: {"erase": {...}, "export": {...}}.
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    due_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    decided_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    decided_by: Mapped[str | None] = mapped_column(String(320))
+    done_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
+
+    inbound_mail: Mapped[InboundMail] = relationship(back_populates="request")
+    subjects: Mapped[list[RequestSubject]] = relationship(
+        back_populates="request", cascade="all, delete-orphan", order_by="RequestSubject.id"
+    )
+    channels: Mapped[list[RequestChannel]] = relationship(
+        back_populates="request", cascade="all, delete-orphan", order_by="RequestChannel.channel_id"
+    )
+
+
+class RequestSubject(Base):
+    __tablename__ = "request_subjects"
+    __table_args__ = (UniqueConstraint("request_id", "email", name="uq_request_subjects_email"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"))
+    email: Mapped[str] = mapped_column(String(320), index=True)
+
+    request: Mapped[Request] = relationship(back_populates="subjects")
+
+
+class RequestChannel(Base):
+    """A channel the request covers: of a named kind, edited by the sender."""
+
+    __tablename__ = "request_channels"
+
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("requests.id", ondelete="CASCADE"), primary_key=True
+    )
+    channel_id: Mapped[int] = mapped_column(
+        ForeignKey("channels.id", ondelete="CASCADE"), primary_key=True
+    )
+
+    request: Mapped[Request] = relationship(back_populates="channels")
+
+
+class Event(Base):
+    """The audit trail. Rows are only ever inserted."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int | None] = mapped_column(
+        ForeignKey("requests.id", ondelete="RESTRICT"), index=True
+    )
+    inbound_mail_id: Mapped[int | None] = mapped_column(
+        ForeignKey("inbound_mail.id", ondelete="RESTRICT"), index=True
+    )
+    at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(320))
+    action: Mapped[str] = mapped_column(String(60))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class OutboundMail(Base):
+    """A reply, rendered in full when queued, so a resend is byte-identical."""
+
+    __tablename__ = "outbound_mail"
+    __table_args__ = (Index("ix_outbound_mail_state_next", "state", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int | None] = mapped_column(
+        ForeignKey("requests.id", ondelete="RESTRICT"), index=True
+    )
+    purpose: Mapped[str] = mapped_column(String(40))
+    message_id: Mapped[str] = mapped_column(String(998), unique=True)
+    to_addr: Mapped[str] = mapped_column(String(320), index=True)
+    subject: Mapped[str] = mapped_column(Text)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    state: Mapped[str] = mapped_column(String(20), default=QUEUED)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+
+class Export(Base):
+    """An export file on disk, kept until it expires."""
+
+    __tablename__ = "exports"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(
+        ForeignKey("requests.id", ondelete="RESTRICT"), index=True
+    )
+    subject: Mapped[str] = mapped_column(String(320))
+    path: Mapped[str] = mapped_column(String(1000))
+    filename: Mapped[str] = mapped_column(String(300))
+    content_type: Mapped[str] = mapped_column(String(200))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    last_download_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)

@@ -1,0 +1,1 @@
+"""Mail out: rendering replies, the outbox, and the transports that deliver it."""

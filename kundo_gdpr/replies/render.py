@@ -1,0 +1,95 @@
+"""Replies as templates: one Jinja2 file per reply and language.
+
+Each template defines `{% block subject %}` and `{% block body %}`;
+`make_message` renders both into a complete EmailMessage.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import format_datetime, formataddr, make_msgid
+from typing import Any
+
+import jinja2
+
+from kundo_gdpr.i18n import LANGUAGES, TEMPLATES
+from kundo_gdpr.models import utcnow
+
+
+@dataclass(frozen=True)
+class FileAttachment:
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@functools.cache
+def environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        autoescape=False,  # plain-text mail; nothing here is ever HTML
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+
+
+def render(name: str, language: str, context: dict[str, Any]) -> tuple[str, str]:
+    """(subject, body) of template `name` in `language`."""
+    language = language if language in LANGUAGES else "en"
+    env = environment()
+    template = env.get_template(f"{language}/{name}.txt")
+    # Shared macros (names of kinds and channels, problem explanations) as `c`.
+    common = env.get_template(f"{language}/_common.txt").module
+    ctx = template.new_context({**context, "c": common})
+    subject = "".join(template.blocks["subject"](ctx)).strip()
+    body = "".join(template.blocks["body"](ctx)).strip() + "\n"
+    return " ".join(subject.split()), body
+
+
+def new_message_id(purpose: str, domain: str) -> str:
+    return make_msgid(idstring=purpose, domain=domain)
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """Who a reply is from and to, and which mail it answers."""
+
+    from_addr: str
+    from_name: str
+    to_addr: str
+    message_id: str
+    in_reply_to: str | None = None
+    references: tuple[str, ...] = ()
+
+
+def make_message(
+    name: str,
+    language: str,
+    envelope: Envelope,
+    context: dict[str, Any],
+    attachments: Sequence[FileAttachment] = (),
+) -> EmailMessage:
+    subject, body = render(name, language, context)
+    msg = EmailMessage()
+    msg["From"] = formataddr((envelope.from_name, envelope.from_addr))
+    msg["To"] = envelope.to_addr
+    msg["Subject"] = subject
+    msg["Date"] = format_datetime(utcnow())
+    msg["Message-ID"] = envelope.message_id
+    if envelope.in_reply_to:
+        msg["In-Reply-To"] = envelope.in_reply_to
+        msg["References"] = " ".join([*envelope.references, envelope.in_reply_to])
+    # RFC 3834: tells other robots not to answer us, which prevents loops.
+    msg["Auto-Submitted"] = "auto-replied"
+    msg["X-Auto-Response-Suppress"] = "All"
+    msg["Content-Language"] = language
+    msg.set_content(body, charset="utf-8")
+    for item in attachments:
+        maintype, _, subtype = item.content_type.partition("/")
+        msg.add_attachment(item.data, maintype=maintype, subtype=subtype, filename=item.filename)
+    return msg

@@ -1,0 +1,46 @@
+"""SMTP delivery for the outbox, with STARTTLS/TLS and login from config."""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+
+from kundo_gdpr.config import SmtpConfig
+from kundo_gdpr.replies.transports import TransportError
+
+
+class SmtpTransport:
+    def __init__(self, config: SmtpConfig, password: str) -> None:
+        self.config = config
+        self.password = password
+
+    def send(self, sender: str, recipient: str, raw: bytes, message_id: str) -> None:
+        try:
+            with self._connect() as smtp:
+                smtp.sendmail(sender, [recipient], raw)
+        except smtplib.SMTPResponseException as exc:
+            raise TransportError(
+                f"{exc.smtp_code} {exc.smtp_error!r}", permanent=500 <= exc.smtp_code < 600
+            ) from exc
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            permanent = all(500 <= code < 600 for code in codes)
+            raise TransportError(f"recipient refused: {exc.recipients}", permanent) from exc
+        except (OSError, smtplib.SMTPException) as exc:
+            raise TransportError(f"{type(exc).__name__}: {exc}") from exc
+
+    def _connect(self) -> smtplib.SMTP:
+        cfg = self.config
+        context = ssl.create_default_context()
+        smtp: smtplib.SMTP
+        if cfg.security == "tls":
+            smtp = smtplib.SMTP_SSL(
+                cfg.host, cfg.port, timeout=cfg.timeout_seconds, context=context
+            )
+        else:
+            smtp = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout_seconds)
+            if cfg.security == "starttls":
+                smtp.starttls(context=context)
+        if cfg.username:
+            smtp.login(cfg.username, self.password)
+        return smtp

@@ -1,0 +1,60 @@
+"""Transports deliver an outbox row: a folder of .eml files, or SMTP.
+
+One error type says whether a failure is permanent (never retry) or not.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Protocol
+
+from kundo_gdpr.config import Config
+
+
+class TransportError(Exception):
+    def __init__(self, message: str, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+
+
+class Transport(Protocol):
+    def send(self, sender: str, recipient: str, raw: bytes, message_id: str) -> None:
+        """Deliver or raise TransportError. Sending the same Message-ID twice
+        may deliver twice; the Message-ID lets the recipient recognise it."""
+
+
+class FolderTransport:
+    """Writes each reply as `<message-id>.eml`; a resend overwrites the same file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.mkdir(parents=True, exist_ok=True)
+
+    def send(self, sender: str, recipient: str, raw: bytes, message_id: str) -> None:
+        name = re.sub(r"[^A-Za-z0-9._@-]", "_", message_id.strip("<>")) + ".eml"
+        tmp = self.path / f".{name}.tmp"
+        try:
+            tmp.write_bytes(raw)
+            os.replace(tmp, self.path / name)
+        except OSError as exc:
+            raise TransportError(f"cannot write {name}: {exc}") from exc
+
+
+def _folder(config: Config) -> Transport:
+    return FolderTransport(config.path(config.outbox.folder.path))
+
+
+def _smtp(config: Config) -> Transport:
+    from kundo_gdpr.replies.smtp import SmtpTransport
+
+    return SmtpTransport(config.outbox.smtp, config.secret(config.outbox.smtp.password_env))
+
+
+REGISTRY: dict[str, Callable[[Config], Transport]] = {"folder": _folder, "smtp": _smtp}
+
+
+def make_transport(config: Config) -> Transport:
+    return REGISTRY[config.outbox.transport](config)
