@@ -72,7 +72,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     command.upgrade(alembic_config(engine), revision)
 
 
-def claim(session: Session, stmt: Select[tuple[_M]]) -> _M | None:
+def claim(session: Session, stmt: Select[_M]) -> _M | None:
     """The first row of `stmt`, locked for this transaction.
 
     On PostgreSQL, SKIP LOCKED lets several workers share the queue; on
