@@ -6,6 +6,7 @@ in new/ is always complete, so reading it needs no lock.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,10 +41,9 @@ class MaildirSource:
     def _move(self, key: str, folder: Path, suffix: str) -> None:
         for entry in os.scandir(self.path / "new"):
             if _key(entry.name) == key:
-                try:
+                # Gone already: another worker moved it first.
+                with contextlib.suppress(FileNotFoundError):
                     os.replace(entry.path, folder / f"{key}{suffix}")
-                except FileNotFoundError:
-                    pass
                 return
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import contextlib
 import datetime as dt
 import hashlib
 import logging
@@ -37,10 +38,9 @@ def fetch(factory: sessionmaker[Session], source: MailSource) -> int:
     """
     stored = 0
     for fetched in source.pending():
-        try:
+        # IntegrityError: another worker stored it between our check and insert.
+        with contextlib.suppress(IntegrityError):
             stored += store(factory, source.name, fetched)
-        except IntegrityError:
-            pass  # another worker stored it between our check and insert
         source.done(fetched.key)
     return stored
 
