@@ -1,0 +1,260 @@
+"""End to end against real servers: Dovecot in, aiosmtpd out, SQLite between."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, select
+
+from kundo_gdpr import db
+from kundo_gdpr.config import Config, from_dict
+from kundo_gdpr.desk.seed import seed_demo
+from kundo_gdpr.intake.imap import ImapSource
+from kundo_gdpr.models import Event, InboundMail, OutboundMail, Request
+from kundo_gdpr.replies.smtp import SmtpTransport
+from kundo_gdpr.service import Worker
+from tests import servers
+from tests.helpers import SV_ASSERTION, request_mail
+from tests.servers import Dovecot, SmtpServer
+
+# The server fixtures live in tests/servers.py, not in conftest.py.
+dovecot = servers.dovecot
+smtp_server = servers.smtp_server
+
+EVA = "Eva Ek <eva@cykelbolaget.se>"
+
+
+def erase_body(subject: str = "alice@example.com") -> str:
+    return (
+        f"Hej!\n\nVår kund {subject} vill bli bortglömd. Radera allt i forum, "
+        f"e-post och chatt.\n\n{SV_ASSERTION}\n\nMed vänliga hälsningar\nEva\n"
+    )
+
+
+def erase_mail(n: int) -> bytes:
+    return request_mail(EVA, erase_body(), message_id=f"<erase-{n}@cykelbolaget.se>")
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    eng = db.make_engine(f"sqlite:///{tmp_path / 'imap.sqlite3'}")
+    db.upgrade(eng)
+    with db.session_factory(eng).begin() as session:
+        seed_demo(session)
+    yield eng
+    eng.dispose()
+
+
+def make_config(tmp_path: Path, imap: Dovecot, smtp: SmtpServer, **imap_extra: Any) -> Config:
+    return from_dict(
+        {
+            "database": {"url": f"sqlite:///{tmp_path / 'imap.sqlite3'}"},
+            "intake": {
+                "source": "imap",
+                "imap": {
+                    "host": imap.host,
+                    "port": imap.port,
+                    "security": "plain",
+                    "username": imap.user,
+                    "timeout_seconds": 10,
+                    **imap_extra,
+                },
+            },
+            "outbox": {
+                "transport": "smtp",
+                "retry_base_seconds": 0.2,
+                "smtp": {
+                    "host": smtp.host,
+                    "port": smtp.port,
+                    "security": "plain",
+                    "timeout_seconds": 5,
+                },
+            },
+            "policy": {"auto_approve": True},
+        },
+        root=tmp_path,
+    )
+
+
+def make_worker(config: Config, engine: Engine, imap: Dovecot) -> Worker:
+    source = ImapSource(config.intake.imap, imap.password)
+    transport = SmtpTransport(config.outbox.smtp, "")
+    return Worker(config, engine, source, transport)
+
+
+def run_all(worker: Worker) -> None:
+    while worker.run_once():
+        pass
+
+
+def purposes(smtp: SmtpServer) -> Counter[str]:
+    """How many replies of each kind arrived, keyed by `purpose/Message-ID`."""
+    return Counter(str(m["Message-ID"]) for m in smtp.messages())
+
+
+def test_requests_appended_to_imap_are_answered_over_smtp_and_moved_to_processed(
+    tmp_path: Path, engine: Engine, dovecot: Dovecot, smtp_server: SmtpServer
+) -> None:
+    for n in range(3):
+        dovecot.append(erase_mail(n))
+    config = make_config(tmp_path, dovecot, smtp_server)
+    worker = make_worker(config, engine, dovecot)
+    run_all(worker)
+
+    with db.session_factory(engine)() as session:
+        requests = session.scalars(select(Request)).all()
+        assert [r.state for r in requests] == ["done"] * 3
+        replies = session.scalars(select(OutboundMail)).all()
+        assert sorted(r.purpose for r in replies) == ["done"] * 3 + ["receipt"] * 3
+        assert {r.state for r in replies} == {"sent"}
+    received = smtp_server.messages()
+    assert len(received) == 6
+    assert {str(m["To"]) for m in received} == {"eva@cykelbolaget.se"}
+    assert all(count == 1 for count in purposes(smtp_server).values())
+    assert dovecot.messages("INBOX") == []
+    assert len(dovecot.messages("Processed")) == 3
+    assert dovecot.messages("Quarantine") == []
+
+
+def test_a_second_run_processes_nothing_twice(
+    tmp_path: Path, engine: Engine, dovecot: Dovecot, smtp_server: SmtpServer
+) -> None:
+    dovecot.append(erase_mail(1))
+    config = make_config(tmp_path, dovecot, smtp_server)
+    run_all(make_worker(config, engine, dovecot))
+    assert len(smtp_server.received) == 2
+
+    run_all(make_worker(config, engine, dovecot))
+
+    assert len(smtp_server.received) == 2
+    with db.session_factory(engine)() as session:
+        assert len(session.scalars(select(InboundMail)).all()) == 1
+        assert len(session.scalars(select(Request)).all()) == 1
+
+
+def test_the_same_mail_seen_again_after_a_uidvalidity_change_is_not_processed_twice(
+    tmp_path: Path, engine: Engine, dovecot: Dovecot, smtp_server: SmtpServer
+) -> None:
+    # INBOX cannot be deleted, so the requests arrive in a folder of their own.
+    raws = [erase_mail(n) for n in range(2)]
+    for raw in raws:
+        dovecot.append(raw, "Requests")
+    config = make_config(tmp_path, dovecot, smtp_server, folder="Requests")
+    worker = make_worker(config, engine, dovecot)
+    run_all(worker)
+    assert len(smtp_server.received) == 4
+    with dovecot.client() as client:
+        before = client.folder_status("Requests", ["UIDVALIDITY"])[b"UIDVALIDITY"]
+        client.delete_folder("Requests")
+        time.sleep(1.1)  # Dovecot derives UIDVALIDITY from the clock
+        client.create_folder("Requests")
+        after = client.folder_status("Requests", ["UIDVALIDITY"])[b"UIDVALIDITY"]
+    assert after != before
+    for raw in raws:  # e.g. restored from a backup
+        dovecot.append(raw, "Requests")
+
+    run_all(worker)  # the same worker: its connection still has the old folder open
+    run_all(make_worker(config, engine, dovecot))
+
+    assert len(smtp_server.received) == 4
+    with db.session_factory(engine)() as session:
+        assert len(session.scalars(select(InboundMail)).all()) == 2
+        assert len(session.scalars(select(Request)).all()) == 2
+    assert dovecot.messages("Requests") == []
+
+
+def test_replies_wait_in_the_outbox_while_smtp_is_down_and_go_out_once_it_is_back(
+    tmp_path: Path, engine: Engine, dovecot: Dovecot, smtp_server: SmtpServer
+) -> None:
+    smtp_server.stop()
+    dovecot.append(erase_mail(1))
+    config = make_config(tmp_path, dovecot, smtp_server)
+    worker = make_worker(config, engine, dovecot)
+    run_all(worker)
+
+    with db.session_factory(engine)() as session:
+        replies = session.scalars(select(OutboundMail)).all()
+        assert len(replies) == 2
+        assert {r.state for r in replies} == {"queued"}
+        assert all(r.last_error for r in replies)
+
+    smtp_server.start()
+    time.sleep(0.5)  # past the first retry's backoff
+    run_all(worker)
+
+    with db.session_factory(engine)() as session:
+        assert {r.state for r in session.scalars(select(OutboundMail))} == {"sent"}
+    assert len(smtp_server.received) == 2
+    assert all(count == 1 for count in purposes(smtp_server).values())
+
+
+def test_a_permanent_smtp_failure_marks_the_reply_failed(
+    tmp_path: Path, engine: Engine, dovecot: Dovecot, smtp_server: SmtpServer
+) -> None:
+    smtp_server.reject_with = "550 5.1.1 mailbox unavailable"
+    dovecot.append(erase_mail(1))
+    config = make_config(tmp_path, dovecot, smtp_server)
+    run_all(make_worker(config, engine, dovecot))
+
+    with db.session_factory(engine)() as session:
+        replies = session.scalars(select(OutboundMail)).all()
+        assert replies and {r.state for r in replies} == {"failed"}
+        assert all(r.attempts == 1 for r in replies)
+        assert all("550" in (r.last_error or "") for r in replies)
+        actions = [e.action for e in session.scalars(select(Event))]
+        assert actions.count("reply_failed") == len(replies)
+    assert smtp_server.received == []
+
+
+def test_the_worker_wakes_on_idle_when_mail_arrives(
+    tmp_path: Path, engine: Engine, dovecot: Dovecot, smtp_server: SmtpServer
+) -> None:
+    config = make_config(tmp_path, dovecot, smtp_server)
+    source = ImapSource(config.intake.imap, dovecot.password)
+    assert list(source.pending()) == []
+    woke: list[bool] = []
+    waiter = threading.Thread(target=lambda: woke.append(source.wait(10)))
+    started = time.monotonic()
+    waiter.start()
+    time.sleep(0.3)
+    dovecot.append(erase_mail(1))
+    waiter.join(timeout=10)
+    assert woke == [True]
+    assert time.monotonic() - started < 3
+    assert len(list(source.pending())) == 1
+
+
+def test_the_source_reconnects_after_dovecot_restarts_during_idle(
+    tmp_path: Path, engine: Engine, dovecot: Dovecot, smtp_server: SmtpServer
+) -> None:
+    config = make_config(tmp_path, dovecot, smtp_server)
+    source = ImapSource(config.intake.imap, dovecot.password)
+    assert list(source.pending()) == []
+    woke: list[bool] = []
+    waiter = threading.Thread(target=lambda: woke.append(source.wait(10)))
+    waiter.start()
+    time.sleep(0.3)
+    dovecot.restart()
+    dovecot.append(erase_mail(1))
+    waiter.join(timeout=12)
+    assert woke == [True]
+
+    worker = Worker(config, engine, source, SmtpTransport(config.outbox.smtp, ""))
+    run_all(worker)
+    assert len(smtp_server.received) == 2
+    assert dovecot.messages("INBOX") == []
+
+
+def test_plain_imap_is_refused_for_a_host_that_is_not_loopback(tmp_path: Path) -> None:
+    config = from_dict(
+        {"intake": {"source": "imap", "imap": {"host": "imap.example.com", "security": "plain"}}},
+        root=tmp_path,
+    )
+    with pytest.raises(ValueError, match="loopback"):
+        ImapSource(config.intake.imap, "secret")
