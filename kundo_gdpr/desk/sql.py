@@ -13,6 +13,7 @@ from sqlalchemy import ColumnElement, Select, and_, delete, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
 from kundo_gdpr import i18n
+from kundo_gdpr.desk import mentions
 from kundo_gdpr.desk.protocol import ChannelRef, Counts, EditorRef, ExportSheet
 from kundo_gdpr.models import (
     Attachment,
@@ -30,6 +31,8 @@ from kundo_gdpr.models import (
 MAIL_COLUMNS = ("conversation", "conversation_subject", "direction", "from", "to", "date", "body")
 FORUM_COLUMNS = ("post", "channel", "topic", "title", "author_name", "author_ip", "date", "body")
 CHAT_COLUMNS = ("session", "channel", "visitor_ip", "sender", "date", "body")
+# Ids per erase statement: bounded work and locks, however heavy the subject.
+BATCH = 1000
 
 
 class SqlDesk:
@@ -77,6 +80,7 @@ class SqlDesk:
 
     def count(self, subject: str, channels: Sequence[ChannelRef]) -> Counts:
         ids = _ids(channels, "mail"), _ids(channels, "forum"), _ids(channels, "chat")
+        names = mentions.stored_names(self.session, subject, [c.id for c in channels])
         counts: Counts = {}
         if ids[0]:
             counts["mail"] = self._mail_counts(subject, ids[0])
@@ -84,17 +88,40 @@ class SqlDesk:
             counts["forum"] = self._forum_counts(subject, ids[1])
         if ids[2]:
             counts["chat"] = self._chat_counts(subject, ids[2])
+        for kind, kind_ids in zip(("mail", "forum", "chat"), ids, strict=True):
+            if kind_ids:
+                counts[kind].update(self._mentions(subject, names, kind, kind_ids, dry_run=True))
         return counts
 
     def erase(self, subject: str, channels: Sequence[ChannelRef]) -> Counts:
-        counts = self.count(subject, channels)
+        """Erase in batches of `BATCH` ids; counts are what this call removed.
+
+        Every batch removes its rows from the match, so a re-run after a
+        crash picks up where the last committed work ended and counts only
+        what is left.
+        """
+        names = mentions.stored_names(self.session, subject, [c.id for c in channels])
+        counts: Counts = {}
         if ids := _ids(channels, "mail"):
-            self.session.execute(delete(MailConversation).where(_conversation_match(subject, ids)))
+            counts["mail"] = self._erase_mail(subject, ids)
         if ids := _ids(channels, "forum"):
-            self._erase_forum(subject, ids)
+            counts["forum"] = self._erase_forum(subject, ids)
         if ids := _ids(channels, "chat"):
-            self.session.execute(delete(ChatSession).where(_session_match(subject, ids)))
+            counts["chat"] = self._erase_chat(subject, ids)
+        for kind in counts:
+            kind_ids = _ids(channels, kind)
+            counts[kind].update(self._mentions(subject, names, kind, kind_ids, dry_run=False))
         return counts
+
+    def _mentions(
+        self, subject: str, names: list[str], kind: str, ids: list[int], *, dry_run: bool
+    ) -> dict[str, int]:
+        return {
+            "mentions": mentions.replace_addresses(
+                self.session, subject, ids, kind, dry_run=dry_run
+            ),
+            "name_mentions": mentions.count_names(self.session, subject, names, ids, kind),
+        }
 
     def _mail_counts(self, subject: str, ids: list[int]) -> dict[str, int]:
         conversations = select(MailConversation.id).where(_conversation_match(subject, ids))
@@ -129,15 +156,62 @@ class SqlDesk:
             ),
         }
 
-    def _erase_forum(self, subject: str, ids: list[int]) -> None:
-        # An opening post that others replied to is redacted, not deleted:
-        # deleting it would take their replies (and their thread) with it.
-        openers = select(ForumPost.id).where(
-            _post_match(subject, ids), _has_others_replies(subject)
-        )
-        opener_ids = list(self.session.scalars(openers))
-        posts = select(ForumPost.id).where(_post_match(subject, ids))
-        self.session.execute(delete(Attachment).where(Attachment.forum_post_id.in_(posts)))
+    def _erase_mail(self, subject: str, ids: list[int]) -> dict[str, int]:
+        counts = {"conversations": 0, "messages": 0, "attachments": 0}
+        match = select(MailConversation.id).where(_conversation_match(subject, ids))
+        for batch in self._batches(match.order_by(MailConversation.id)):
+            messages = select(MailMessage.id).where(MailMessage.conversation_id.in_(batch))
+            counts["attachments"] += self._delete(
+                delete(Attachment).where(Attachment.mail_message_id.in_(messages))
+            )
+            counts["messages"] += self._delete(
+                delete(MailMessage).where(MailMessage.conversation_id.in_(batch))
+            )
+            counts["conversations"] += self._delete(
+                delete(MailConversation).where(MailConversation.id.in_(batch))
+            )
+        return counts
+
+    def _erase_chat(self, subject: str, ids: list[int]) -> dict[str, int]:
+        counts = {"sessions": 0, "messages": 0, "attachments": 0}
+        match = select(ChatSession.id).where(_session_match(subject, ids))
+        for batch in self._batches(match.order_by(ChatSession.id)):
+            messages = select(ChatMessage.id).where(ChatMessage.session_id.in_(batch))
+            counts["attachments"] += self._delete(
+                delete(Attachment).where(Attachment.chat_message_id.in_(messages))
+            )
+            counts["messages"] += self._delete(
+                delete(ChatMessage).where(ChatMessage.session_id.in_(batch))
+            )
+            counts["sessions"] += self._delete(
+                delete(ChatSession).where(ChatSession.id.in_(batch))
+            )
+        return counts
+
+    def _erase_forum(self, subject: str, ids: list[int]) -> dict[str, int]:
+        counts = {"posts": 0, "redacted": 0, "attachments": 0}
+        # Replies first, so that deleting an opener never cascades to one of
+        # the subject's own replies before it is counted.
+        match = select(ForumPost.id).where(_post_match(subject, ids))
+        ordered = match.order_by(ForumPost.topic_id.is_(None), ForumPost.id)
+        for batch in self._batches(ordered):
+            counts["attachments"] += self._delete(
+                delete(Attachment).where(Attachment.forum_post_id.in_(batch))
+            )
+            # An opening post that others replied to is redacted, not deleted:
+            # deleting it would take their replies (and their thread) with it.
+            openers = list(self.session.scalars(
+                select(ForumPost.id).where(ForumPost.id.in_(batch), _has_others_replies(subject))
+            ))
+            counts["redacted"] += self._redact(openers)
+            counts["posts"] += self._delete(
+                delete(ForumPost).where(ForumPost.id.in_(batch), ForumPost.id.not_in(openers))
+            )
+        return counts
+
+    def _redact(self, opener_ids: list[int]) -> int:
+        if not opener_ids:
+            return 0
         redact = {"author_name": None, "author_email": None, "author_ip": None}
         # Every kept opener gets the English marker; Swedish channels then get theirs.
         self.session.execute(
@@ -150,9 +224,15 @@ class SqlDesk:
             .where(ForumPost.id.in_(opener_ids), ForumPost.channel_id.in_(_channels_in("sv")))
             .values(body=i18n.text("sv", "redacted_post"))
         )
-        self.session.execute(
-            delete(ForumPost).where(_post_match(subject, ids), ForumPost.id.not_in(opener_ids))
-        )
+        return len(opener_ids)
+
+    def _batches(self, match: Select[Any]) -> Iterator[list[int]]:
+        """Pages of matching ids; the caller removes each page from the match."""
+        while batch := list(self.session.scalars(match.limit(BATCH))):
+            yield batch
+
+    def _delete(self, stmt: Any) -> int:
+        return int(getattr(self.session.execute(stmt), "rowcount", 0) or 0)
 
     def _count(self, stmt: Select[Any]) -> int:
         return int(self.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
