@@ -33,6 +33,16 @@ AUTO_SUBJECTS = re.compile(
     r"returned mail|failure notice|delivery failure)",
     re.IGNORECASE,
 )
+# A report part anywhere (even bare, without the multipart/report around it).
+REPORT_TYPES = frozenset(
+    {
+        "multipart/report",
+        "message/delivery-status",
+        "message/global-delivery-status",
+        "message/feedback-report",
+        "message/disposition-notification",
+    }
+)
 MACHINE_SENDERS = re.compile(r"^(mailer-daemon|postmaster|no-?reply|do-?not-?reply)@", re.I)
 
 
@@ -60,12 +70,13 @@ def _parse(msg: Message, support: tuple[str, ...]) -> ParsedMail:
         problems.append("bad_sender")
     subject_line = _header(msg, "Subject")
     forwarded = bool(FORWARD_PREFIX.match(subject_line))
-    body = body_text(msg)
+    body = body_text(msg, keep_quotes=forwarded)
     new, forwarded_block = quotes.new_text(body, forwarded)
     unsigned = quotes.without_signature(new)
     assertion = has_assertion(new)
-    kinds = _kinds(REPLY_PREFIX.sub("", subject_line) + "\n" + new)
-    channels = _channels(unsigned)
+    topic = REPLY_PREFIX.sub("", subject_line)
+    kinds = _kinds(topic + "\n" + new)
+    channels = _channels(topic + "\n" + unsigned)
     excluded = {*support, *([sender] if sender else [])}
     subjects, invalid = _subjects(unsigned, forwarded_block, excluded)
     if is_machine_mail(msg, sender):
@@ -116,7 +127,7 @@ def _sender(msg: Message) -> tuple[str | None, str | None]:
         return None, None
     if len(values) != 1:
         return None, None
-    addresses = getattr(values[0], "addresses", ())
+    addresses: tuple[Address, ...] = tuple(getattr(values[0], "addresses", ()))
     if len(addresses) != 1:
         return None, None
     address: Address = addresses[0]
@@ -131,14 +142,18 @@ def _sender(msg: Message) -> tuple[str | None, str | None]:
     return address.addr_spec.lower(), display
 
 
-def body_text(msg: Message) -> str:
-    """The plain text of the message: text/plain preferred, else HTML as text."""
+def body_text(msg: Message, keep_quotes: bool = False) -> str:
+    """The plain text of the message: text/plain preferred, else HTML as text.
+
+    HTML quote containers are dropped unless `keep_quotes` (a forward, whose
+    quoted block names the data subject).
+    """
     plain = _first_part(msg, "text/plain")
     if plain is not None:
         return _decode(plain)
     markup = _first_part(msg, "text/html")
     if markup is not None:
-        return html_to_text(_decode(markup))
+        return html_to_text(_decode(markup), keep_quotes)
     return ""
 
 
@@ -174,17 +189,19 @@ BLOCK_TAGS = re.compile(r"<\s*(br|/p|p|/div|div|/li|li|/tr|tr|/h\d|/blockquote)\
 MAILTO = re.compile(r"<a\b[^>]*href\s*=\s*[\"']?mailto:([^\"'>?\s]+)[^>]*>.*?</a>", re.I | re.S)
 DROPPED = re.compile(r"<(script|style|head)\b.*?</\1\s*>", re.I | re.S)
 HTML_QUOTES = re.compile(
-    r"<(blockquote|div)\b[^>]*(type=[\"']?cite|class=[\"'][^\"']*(gmail_quote|"
-    r"divRplyFwdMsg|OutlookMessageHeader|moz-cite-prefix))[^>]*>.*\Z",
+    r"<(blockquote|div)\b[^>]*(type=[\"']?cite|(class|id)=[\"']?[^\"'>]*(gmail_quote|"
+    r"divRplyFwdMsg|OutlookMessageHeader|moz-cite-prefix|appendonsend|yahoo_quoted))"
+    r"[^>]*>.*\Z",
     re.I | re.S,
 )
 TAG = re.compile(r"<[^>]*>")
 
 
-def html_to_text(markup: str) -> str:
-    """Plain text of an HTML body, with quoted containers removed."""
+def html_to_text(markup: str, keep_quotes: bool = False) -> str:
+    """Plain text of an HTML body, with quoted containers removed unless `keep_quotes`."""
     text = DROPPED.sub("", markup)
-    text = HTML_QUOTES.sub("", text)
+    if not keep_quotes:
+        text = HTML_QUOTES.sub("", text)
     text = MAILTO.sub(lambda m: m.group(1), text)
     text = BLOCK_TAGS.sub("\n", text)
     text = TAG.sub("", text)
@@ -207,12 +224,18 @@ def _kinds(text: str) -> tuple[str, ...]:
 
 
 def _channels(text: str) -> tuple[str, ...]:
-    if phrases.ALL_CHANNELS_PATTERN.search(text):
+    """Channels named in `text`; "all data" means all three only when none is named.
+
+    Named channels win so that "erase all data in the forum" never reaches mail
+    and chat: reading too many channels destroys data nobody asked about.
+    """
+    plain = phrases.NOT_CHANNEL_PATTERN.sub(" ", ADDRESS_LIKE.sub(" ", text))
+    named = tuple(k for k, pattern in phrases.CHANNEL_PATTERNS.items() if pattern.search(plain))
+    if named:
+        return named
+    if phrases.ALL_CHANNELS_PATTERN.search(plain):
         return phrases.CHANNELS_ALL
-    without_addresses = ADDRESS_LIKE.sub(" ", text)
-    return tuple(
-        k for k, pattern in phrases.CHANNEL_PATTERNS.items() if pattern.search(without_addresses)
-    )
+    return ()
 
 
 def _subjects(
@@ -259,7 +282,7 @@ def is_machine_mail(msg: Message, sender: str | None) -> bool:
         return True
     if _header(msg, "Return-Path").strip() == "<>":
         return True
-    if msg.get_content_type() == "multipart/report":
+    if any(part.get_content_type() in REPORT_TYPES for part in msg.walk()):
         return True
     return bool(AUTO_SUBJECTS.match(_header(msg, "Subject")))
 

@@ -25,10 +25,14 @@ KIND_WORDS: dict[str, tuple[str, ...]] = {
         r"raderas",
         r"raderad",
         r"raderade",
+        r"raderar",
+        r"raderingen",
         r"ta bort",
         r"tas bort",
+        r"tar bort",
         r"anonymisera",
         r"anonymiseras",
+        r"anonymiserar",
         r"glömd",
         r"bortglömd",
         r"glömmas",
@@ -47,8 +51,12 @@ KIND_WORDS: dict[str, tuple[str, ...]] = {
         r"registerutdrag",
         r"utdrag",
         r"exportera",
+        r"exporterar",
+        r"exporteras",
+        r"utdraget",
         r"export",
         r"kopia",
+        r"kopian",
         r"ta del av",
         r"subject access",
         r"access request",
@@ -72,13 +80,26 @@ CHANNEL_WORDS: dict[str, tuple[str, ...]] = {
         r"email",
         r"emails",
         r"e-postmeddelanden",
+        r"e-postmeddelandena",
         r"ärenden",
+        r"ärendena",
         r"mailärenden",
     ),
-    "forum": (r"forum", r"forumet", r"foruminlägg", r"inlägg", r"forum posts", r"posts"),
+    "forum": (
+        r"forum",
+        r"forumet",
+        r"foruminlägg",
+        r"foruminläggen",
+        r"inlägg",
+        r"inläggen",
+        r"forum posts",
+        r"posts",
+    ),
     "chat": (
         r"chatt",
         r"chattar",
+        r"chattarna",
+        r"chatten",
         r"chat",
         r"chats",
         r"chattkonversationer",
@@ -88,7 +109,24 @@ CHANNEL_WORDS: dict[str, tuple[str, ...]] = {
     ),
 }
 
-# Phrases that name every channel at once.
+# Phrases that contain a channel word but name an address, not a channel; they
+# are blanked out before channels are looked for.
+NOT_CHANNEL_WORDS: tuple[str, ...] = (
+    r"email address",
+    r"email addresses",
+    r"e-mail address",
+    r"e-mail addresses",
+    r"mail address",
+    r"mail addresses",
+    r"mailadress",
+    r"mejladress",
+    r"e-postadress",
+    r"e-postadresser",
+    r"e-postadressen",
+    r"chat name",
+)
+
+# Phrases that name every channel at once (used when no channel is named).
 ALL_CHANNELS_WORDS: tuple[str, ...] = (
     r"all data",
     r"all their data",
@@ -102,10 +140,74 @@ ALL_CHANNELS_WORDS: tuple[str, ...] = (
 
 # Swedish marker words for language detection; a few are enough for a request.
 SWEDISH_WORDS = frozenset(
-    ["och", "att", "det", "som", "är", "på", "för", "med", "har", "inte", "vi", "en", "ett", "av", "till", "den", "om", "kan", "hej", "vänligen", "tack", "personen", "identitet", "radera", "uppgifter", "hälsningar", "bekräftat", "kunden", "alla", "våra", "från"]
+    [
+        "och",
+        "att",
+        "det",
+        "som",
+        "är",
+        "på",
+        "för",
+        "med",
+        "har",
+        "inte",
+        "vi",
+        "en",
+        "ett",
+        "av",
+        "till",
+        "den",
+        "om",
+        "kan",
+        "hej",
+        "vänligen",
+        "tack",
+        "personen",
+        "identitet",
+        "radera",
+        "uppgifter",
+        "hälsningar",
+        "bekräftat",
+        "kunden",
+        "alla",
+        "våra",
+        "från",
+    ]
 )
 ENGLISH_WORDS = frozenset(
-    ["and", "the", "that", "is", "on", "for", "with", "have", "not", "we", "a", "an", "of", "to", "it", "if", "can", "hi", "hello", "please", "thanks", "person", "identity", "erase", "data", "regards", "confirmed", "customer", "all", "our", "from"]
+    [
+        "and",
+        "the",
+        "that",
+        "is",
+        "on",
+        "for",
+        "with",
+        "have",
+        "not",
+        "we",
+        "a",
+        "an",
+        "of",
+        "to",
+        "it",
+        "if",
+        "can",
+        "hi",
+        "hello",
+        "please",
+        "thanks",
+        "person",
+        "identity",
+        "erase",
+        "data",
+        "regards",
+        "confirmed",
+        "customer",
+        "all",
+        "our",
+        "from",
+    ]
 )
 
 
@@ -118,5 +220,6 @@ def word_pattern(words: tuple[str, ...]) -> re.Pattern[str]:
 KIND_PATTERNS = {kind: word_pattern(words) for kind, words in KIND_WORDS.items()}
 CHANNEL_PATTERNS = {kind: word_pattern(words) for kind, words in CHANNEL_WORDS.items()}
 ALL_CHANNELS_PATTERN = word_pattern(ALL_CHANNELS_WORDS)
+NOT_CHANNEL_PATTERN = word_pattern(NOT_CHANNEL_WORDS)
 
 CHANNELS_ALL: tuple[str, ...] = ("mail", "forum", "chat")

@@ -23,6 +23,8 @@ FORWARD_MARKERS: tuple[re.Pattern[str], ...] = (
     re.compile(r"^\s*Början på vidarebefordrat meddelande:\s*$", re.IGNORECASE),
 )
 
+# A sign-off line is the phrase alone or followed by a name ("Mvh Eva", "Thanks,
+# Jon"); "Tack för snabbt svar!" opens a mail and is not a signature.
 SIGN_OFFS: tuple[str, ...] = (
     "med vänliga hälsningar",
     "vänliga hälsningar",
@@ -35,11 +37,19 @@ SIGN_OFFS: tuple[str, ...] = (
     "thank you",
     "tack",
     "cheers",
-    "skickat från min",
-    "sent from my",
+    "hälsar",
 )
+DEVICE_SIGN_OFFS: tuple[str, ...] = ("skickat från min", "sent från min", "sent from my")
+_NAME = r"(?:[A-ZÅÄÖÉ][\w.'-]*(?:\s+[A-ZÅÄÖÉ][\w.'-]*){0,2})"
 SIGN_OFF = re.compile(
-    r"^\s*(?:" + "|".join(re.escape(s) for s in SIGN_OFFS) + r")\b[\s\w!.,]{0,40}$",
+    r"^\s*(?i:"
+    + "|".join(re.escape(s) for s in SIGN_OFFS)
+    + r")\s*[,.!:;/-]*\s*"
+    + _NAME
+    + r"?\s*[,.!]*\s*$"
+)
+DEVICE_SIGN_OFF = re.compile(
+    r"^\s*(?:" + "|".join(re.escape(s) for s in DEVICE_SIGN_OFFS) + r")\b.{0,40}$",
     re.IGNORECASE,
 )
 SIGNATURE_DASHES = re.compile(r"^--\s?$")
@@ -57,7 +67,7 @@ def new_text(text: str, forwarded: bool) -> tuple[str, str]:
     for index, line in enumerate(lines):
         if forwarded and any(p.match(line) for p in FORWARD_MARKERS):
             return "\n".join(kept), "\n".join(lines[index + 1 :])
-        if any(p.match(line) for p in REPLY_HEADERS) or _outlook_block_at(lines, index):
+        if _reply_header_at(lines, index) or _outlook_block_at(lines, index):
             if forwarded:
                 return "\n".join(kept), "\n".join(lines[index:])
             break
@@ -65,6 +75,17 @@ def new_text(text: str, forwarded: bool) -> tuple[str, str]:
             continue
         kept.append(line)
     return "\n".join(kept), ""
+
+
+def _reply_header_at(lines: list[str], index: int) -> bool:
+    """A reply header on this line, or wrapped onto the next (Gmail wraps at 78)."""
+    line = lines[index]
+    if any(p.match(line) for p in REPLY_HEADERS):
+        return True
+    if index + 1 >= len(lines) or not re.match(r"^\s*(On|Den)\b", line, re.IGNORECASE):
+        return False
+    joined = line.rstrip() + " " + lines[index + 1].strip()
+    return any(p.match(joined) for p in REPLY_HEADERS)
 
 
 def _outlook_block_at(lines: list[str], index: int) -> bool:
@@ -78,7 +99,7 @@ def without_signature(text: str) -> str:
     """The text above the signature (a `-- ` line or a sign-off line)."""
     kept: list[str] = []
     for line in text.splitlines():
-        if SIGNATURE_DASHES.match(line) or SIGN_OFF.match(line):
+        if SIGNATURE_DASHES.match(line) or SIGN_OFF.match(line) or DEVICE_SIGN_OFF.match(line):
             break
         kept.append(line)
     return "\n".join(kept)
