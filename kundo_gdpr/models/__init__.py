@@ -1,5 +1,6 @@
 """All models, imported here so that Base.metadata knows every table."""
 
+from kundo_gdpr.models.agents import Agent
 from kundo_gdpr.models.base import Base, UtcDateTime, utcnow
 from kundo_gdpr.models.desk import (
     CHANNEL_KINDS,
@@ -26,6 +27,7 @@ from kundo_gdpr.models.queue import (
 
 __all__ = [
     "CHANNEL_KINDS",
+    "Agent",
     "Attachment",
     "Base",
     "Channel",
