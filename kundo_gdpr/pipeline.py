@@ -187,6 +187,17 @@ def covered_channels(session: Session, desk: DeskStore, request: Request) -> lis
     return [c for c in named if c.id in ids]
 
 
+def preview(session: Session, config: Config, request: Request) -> dict[str, Counts]:
+    """What erasing the request would remove, per subject, without changing anything.
+
+    The same shape and numbers as `result["erase"]` after the run (name
+    mentions aside, which are reported but never changed).
+    """
+    desk = open_desk(config.desk.store, session)
+    channels = covered_channels(session, desk, request)
+    return {s.email: desk.count(s.email, channels) for s in request.subjects}
+
+
 def _erase(desk: DeskStore, request: Request, channels: Sequence[ChannelRef]) -> dict[str, Counts]:
     return {s.email: desk.erase(s.email, channels) for s in request.subjects}
 

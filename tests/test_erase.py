@@ -6,9 +6,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import String, Text, func, select
+from sqlalchemy import Engine, String, Text, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from kundo_gdpr import pipeline
+from kundo_gdpr.config import Config
 from kundo_gdpr.desk import ChannelRef, Counts, open_desk
 from kundo_gdpr.desk import sql as desk_sql
 from kundo_gdpr.desk.mentions import address_pattern
@@ -21,7 +23,10 @@ from kundo_gdpr.models import (
     MailConversation,
     MailMessage,
     Organization,
+    Request,
 )
+from tests.helpers import drop, request_mail
+from tests.test_pipeline import ERASE_ALICE, run_all, worker_for
 
 ALICE = "alice@example.com"
 TABLES = (ForumPost, MailConversation, MailMessage, ChatSession, ChatMessage, Attachment)
@@ -210,3 +215,25 @@ def test_a_crash_after_some_batches_then_a_rerun_finishes_with_the_same_counts(
                 assert partial[kind][name] + rest[kind][name] == n, (kind, name)
     with factory() as session:
         assert traces(session, [c.id for c in covered(session)]) == []
+
+
+def test_preview_gives_the_counts_the_run_reports_and_changes_nothing(
+    mentions: dict[str, int], config: Config, engine: Engine, factory: sessionmaker[Session]
+) -> None:
+    drop(config.path("var/inbox"), request_mail("eva@cykelbolaget.se", ERASE_ALICE), "r1")
+    worker = worker_for(config, engine)
+    run_all(worker)
+    with factory() as session:
+        before = snapshot(session)
+        request = session.scalars(select(Request)).one()
+        assert request.state == "needs_review"
+        counts = pipeline.preview(session, config, request)
+        assert snapshot(session) == before
+    assert counts[ALICE]["forum"]["mentions"] == 1
+    with factory.begin() as session:
+        pipeline.approve(session, session.scalars(select(Request)).one(), "agent:test")
+    run_all(worker)
+    with factory() as session:
+        request = session.scalars(select(Request)).one()
+        assert request.state == "done" and request.result
+        assert request.result["erase"] == counts
