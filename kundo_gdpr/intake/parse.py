@@ -9,7 +9,6 @@ from __future__ import annotations
 import email
 import email.message
 import email.policy
-import html
 import re
 from email.headerregistry import Address
 from email.message import EmailMessage, Message
@@ -17,12 +16,17 @@ from email.message import EmailMessage, Message
 from email_validator import EmailNotValidError, validate_email
 
 from kundo_gdpr.intake import phrases, quotes
+from kundo_gdpr.intake.html_text import html_to_text
 from kundo_gdpr.intake.result import AttachmentInfo, ParsedMail
 
 FORWARD_PREFIX = re.compile(r"^\s*(?:(?:re|sv|aw)\s*:\s*)*(?:fwd?|vb|wg)\s*:", re.IGNORECASE)
 REPLY_PREFIX = re.compile(r"^\s*(?:(?:re|sv|aw|fwd?|vb|wg)\s*:\s*)+", re.IGNORECASE)
-ADDRESS_LIKE = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)*", re.UNICODE)
-FORWARDED_FROM = re.compile(r"^\s*\*?(?:From|Från)\*?\s*:(.*)$", re.IGNORECASE | re.MULTILINE)
+# The lookbehinds make a match start only where a run of address characters
+# starts, so a long run without "@" is scanned once, not once per character.
+ADDRESS_LIKE = re.compile(
+    r"(?<![\w.!#$%&'*+/=?^`{|}~-])[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)*"
+)
+FORWARDED_FROM = re.compile(r"^[ \t]*\*?(?:From|Från)\*?[ \t]*:(.*)$", re.IGNORECASE | re.MULTILINE)
 FALLBACK_CHARSETS = ("utf-8", "windows-1252", "iso-8859-1")
 # Text parts larger than this are cut before decoding; no request is this long.
 MAX_TEXT_BYTES = 512 * 1024
@@ -183,30 +187,6 @@ def _decode(part: Message) -> str:
         except (LookupError, UnicodeDecodeError):
             continue
     return payload.decode("utf-8", errors="replace")
-
-
-BLOCK_TAGS = re.compile(r"<\s*(br|/p|p|/div|div|/li|li|/tr|tr|/h\d|/blockquote)\b[^>]*>", re.I)
-MAILTO = re.compile(r"<a\b[^>]*href\s*=\s*[\"']?mailto:([^\"'>?\s]+)[^>]*>.*?</a>", re.I | re.S)
-DROPPED = re.compile(r"<(script|style|head)\b.*?</\1\s*>", re.I | re.S)
-HTML_QUOTES = re.compile(
-    r"<(blockquote|div)\b[^>]*(type=[\"']?cite|(class|id)=[\"']?[^\"'>]*(gmail_quote|"
-    r"divRplyFwdMsg|OutlookMessageHeader|moz-cite-prefix|appendonsend|yahoo_quoted))"
-    r"[^>]*>.*\Z",
-    re.I | re.S,
-)
-TAG = re.compile(r"<[^>]*>")
-
-
-def html_to_text(markup: str, keep_quotes: bool = False) -> str:
-    """Plain text of an HTML body, with quoted containers removed unless `keep_quotes`."""
-    text = DROPPED.sub("", markup)
-    if not keep_quotes:
-        text = HTML_QUOTES.sub("", text)
-    text = MAILTO.sub(lambda m: m.group(1), text)
-    text = BLOCK_TAGS.sub("\n", text)
-    text = TAG.sub("", text)
-    text = html.unescape(text).replace("\xa0", " ")
-    return re.sub(r"\n\s*\n+", "\n\n", text).strip()
 
 
 def normalise_sentence(text: str) -> str:

@@ -52,6 +52,7 @@ DEVICE_SIGN_OFF = re.compile(
     r"^\s*(?:" + "|".join(re.escape(s) for s in DEVICE_SIGN_OFFS) + r")\b.{0,40}$",
     re.IGNORECASE,
 )
+MAX_SIGN_OFF_LENGTH = 80
 SIGNATURE_DASHES = re.compile(r"^--\s?$")
 
 
@@ -95,11 +96,18 @@ def _outlook_block_at(lines: list[str], index: int) -> bool:
     return sum(1 for line in window if OUTLOOK_HEADER.match(line)) >= 2
 
 
+def _is_sign_off(line: str) -> bool:
+    # Sign-offs are short; the length check also keeps the name pattern linear.
+    if len(line) > MAX_SIGN_OFF_LENGTH:
+        return False
+    return bool(SIGN_OFF.match(line) or DEVICE_SIGN_OFF.match(line))
+
+
 def without_signature(text: str) -> str:
     """The text above the signature (a `-- ` line or a sign-off line)."""
     kept: list[str] = []
     for line in text.splitlines():
-        if SIGNATURE_DASHES.match(line) or SIGN_OFF.match(line) or DEVICE_SIGN_OFF.match(line):
+        if SIGNATURE_DASHES.match(line) or _is_sign_off(line):
             break
         kept.append(line)
     return "\n".join(kept)
