@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -18,11 +19,13 @@ from kundo_gdpr import db, pipeline
 from kundo_gdpr.config import Config
 from kundo_gdpr.intake import store
 from kundo_gdpr.intake.maildir import MaildirSource
-from kundo_gdpr.intake.source import MailSource
+from kundo_gdpr.intake.source import MailSource, WaitingSource
 from kundo_gdpr.replies.outbox import deliver_one
 from kundo_gdpr.replies.transports import Transport, make_transport
 
 log = logging.getLogger(__name__)
+
+STOP_CHECK_SECONDS = 1.0
 
 
 def _maildir(config: Config) -> MailSource:
@@ -87,7 +90,21 @@ class Worker:
                 log.exception("pass failed; retrying")
                 worked = 0
             if not worked:
-                self.stop.wait(self.config.service.poll_seconds)
+                self.idle(self.config.service.poll_seconds)
+
+    def idle(self, seconds: float) -> None:
+        """Wait for new mail, the poll interval, or a stop request.
+
+        A source that can wait (IMAP IDLE) wakes us early; it waits in short
+        slices so a SIGTERM is honoured within about a second.
+        """
+        if not isinstance(self.source, WaitingSource):
+            self.stop.wait(seconds)
+            return
+        deadline = time.monotonic() + seconds
+        while not self.stop.is_set() and (left := deadline - time.monotonic()) > 0:
+            if self.source.wait(min(left, STOP_CHECK_SECONDS)):
+                return
 
     def _guarded(self, step: Callable[[sessionmaker[Session], Config], bool]) -> bool:
         return step(self.factory, self.config)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -27,3 +27,12 @@ class MailSource(Protocol):
     def done(self, key: str) -> None: ...
 
     def quarantine(self, key: str, reason: str) -> None: ...
+
+
+@runtime_checkable
+class WaitingSource(Protocol):
+    """A source that can be told about new mail (IMAP IDLE) instead of polled."""
+
+    def wait(self, timeout: float) -> bool:
+        """Block until new mail may be there (True) or `timeout` passes (False)."""
+        ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import smtplib
 import ssl
 
@@ -17,7 +18,7 @@ class SmtpTransport:
     def send(self, sender: str, recipient: str, raw: bytes, message_id: str) -> None:
         try:
             with self._connect() as smtp:
-                smtp.sendmail(sender, [recipient], raw)
+                smtp.sendmail(sender, [recipient], crlf(raw))
         except smtplib.SMTPResponseException as exc:
             raise TransportError(
                 f"{exc.smtp_code} {exc.smtp_error!r}", permanent=500 <= exc.smtp_code < 600
@@ -44,3 +45,10 @@ class SmtpTransport:
         if cfg.username:
             smtp.login(cfg.username, self.password)
         return smtp
+
+
+def crlf(raw: bytes) -> bytes:
+    """SMTP lines end in CRLF. smtplib fixes line ends of str messages but sends
+    bytes as they are, and servers refuse bare LF (RFC 5321 2.3.8; it is also
+    the SMTP smuggling vector) or read the whole message as one long line."""
+    return re.sub(rb"\r?\n", b"\r\n", raw)
