@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
+from kundo_gdpr import auth
 from kundo_gdpr.config import Config
 from kundo_gdpr.desk import ChannelRef, DeskStore, EditorRef
 from kundo_gdpr.models import Request
@@ -69,6 +70,20 @@ class OneSender:
     def check(self, ctx: CheckContext) -> list[Finding]:
         bad = "bad_sender" in ctx.request.problems or not ctx.request.sender
         return [Finding("bad_sender", QUARANTINE)] if bad else []
+
+
+class Authenticity:
+    name = "authenticity"
+    description = "DKIM aligned with From, or a trusted receiver, proves who sent the mail."
+
+    def check(self, ctx: CheckContext) -> list[Finding]:
+        request = ctx.request
+        domain = (request.sender or "").rpartition("@")[2]
+        result = auth.authenticate(request.inbound_mail.raw, domain, ctx.config)
+        request.authenticated = result.authenticated
+        if result.authenticated or not ctx.config.auth.require:
+            return []
+        return [Finding("sender_unauthenticated", REVIEW, {"reasons": list(result.reasons)})]
 
 
 class Assertion:
@@ -160,6 +175,7 @@ class Editor:
 PIPELINE: tuple[Check, ...] = (
     MachineMail(),
     OneSender(),
+    Authenticity(),
     Assertion(),
     Kinds(),
     Subjects(),

@@ -116,6 +116,16 @@ class DeskConfig:
 
 
 @dataclass(frozen=True)
+class AuthConfig:
+    # false: unauthenticated senders are not sent to review (tests and demos only).
+    require: bool = True
+    # Authentication-Results headers are believed only from these receivers.
+    trusted_authserv_ids: tuple[str, ...] = ()
+    # A file of "selector._domainkey.domain TXT-record" lines used instead of DNS.
+    pinned_keys: str = ""
+
+
+@dataclass(frozen=True)
 class Config:
     service: ServiceConfig = field(default_factory=ServiceConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -125,6 +135,7 @@ class Config:
     export: ExportConfig = field(default_factory=ExportConfig)
     web: WebConfig = field(default_factory=WebConfig)
     desk: DeskConfig = field(default_factory=DeskConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
     # Directory that relative paths in the file are resolved against.
     root: Path = Path(".")
 

@@ -48,7 +48,8 @@ def run_all(worker: Worker) -> None:
 
 @pytest.fixture
 def auto_config(tmp_path: Path, db_url: str) -> Config:
-    return make_config(tmp_path, db_url, policy={"auto_approve": True})
+    # These mails are unsigned; tests/test_auth.py covers authentication.
+    return make_config(tmp_path, db_url, policy={"auto_approve": True}, auth={"require": False})
 
 
 def fingerprint(session: Session, exclude: str) -> str:
