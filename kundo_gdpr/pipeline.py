@@ -7,6 +7,7 @@ leaves the request in the state the next run resumes from.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -171,6 +172,8 @@ def run_request(session: Session, config: Config, request: Request) -> None:
     if "export" in request.kinds:
         result["export"], attachments = _export(session, config, desk, request, channels)
     if "erase" in request.kinds:
+        # Listed before erasing: afterwards the addresses are markers.
+        result["mentions"] = _mentions(desk, request, channels)
         result["erase"] = _erase(desk, request, channels)
     request.result = result
     request.state = DONE
@@ -196,6 +199,16 @@ def preview(session: Session, config: Config, request: Request) -> dict[str, Cou
     desk = open_desk(config.desk.store, session)
     channels = covered_channels(session, desk, request)
     return {s.email: desk.count(s.email, channels) for s in request.subjects}
+
+
+def _mentions(
+    desk: DeskStore, request: Request, channels: Sequence[ChannelRef]
+) -> dict[str, list[dict[str, Any]]]:
+    """Per subject, others' items that named them: for the report and an agent's review."""
+    return {
+        s.email: [dataclasses.asdict(m) for m in desk.mentions(s.email, channels)]
+        for s in request.subjects
+    }
 
 
 def _erase(desk: DeskStore, request: Request, channels: Sequence[ChannelRef]) -> dict[str, Counts]:

@@ -132,7 +132,7 @@ def mentions(world: None, factory: sessionmaker[Session]) -> dict[str, int]:
                 ChatMessage.sender == "visitor")):
             session.add(Attachment(chat_message_id=message.id, filename="skärm.png", data=b"x"))
         return {"forum_posts": post.id, "near": near.id, "chat_messages": said.id,
-                "mail_messages": wrote.id}
+                "mail_messages": wrote.id, "named": named.id}
 
 
 def erase(factory: sessionmaker[Session]) -> Counts:
@@ -158,7 +158,7 @@ def test_erase_leaves_no_trace_of_the_subject_and_touches_only_what_it_reports(
             ForumPost.body == "[Inlägget har tagits bort på begäran.]")))
     gone = before.keys() - after.keys()
     changed = {k for k in after if after[k] != before[k]}
-    mentioned = {(t, i) for t, i in mentions.items() if t != "near"}
+    mentioned = {(t, i) for t, i in mentions.items() if t not in ("near", "named")}
     assert gone == owned - {("forum_posts", i) for i in redacted}
     assert changed == mentioned | {("forum_posts", i) for i in redacted}
     assert counts["forum"]["redacted"] == len(redacted) == 1
@@ -237,3 +237,8 @@ def test_preview_gives_the_counts_the_run_reports_and_changes_nothing(
         request = session.scalars(select(Request)).one()
         assert request.state == "done" and request.result
         assert request.result["erase"] == counts
+        listed = {(m["item"], m["id"], m["found"]) for m in request.result["mentions"][ALICE]}
+        assert {(t, i, "address") for t, i in mentions.items()
+                if t not in ("near", "named")} == {m for m in listed if m[2] == "address"}
+        assert ("forum_posts", mentions["near"], "address") not in listed
+        assert [m for m in listed if m[2] == "name"] == [("forum_posts", mentions["named"], "name")]

@@ -10,7 +10,14 @@ from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
-from kundo_gdpr.desk.protocol import ChannelRef, Counts, DeskStore, EditorRef, ExportSheet
+from kundo_gdpr.desk.protocol import (
+    ChannelRef,
+    Counts,
+    DeskStore,
+    EditorRef,
+    ExportSheet,
+    Mention,
+)
 from kundo_gdpr.desk.sql import SqlDesk
 
 REGISTRY: dict[str, Callable[[Session], DeskStore]] = {"sql": SqlDesk}
@@ -20,4 +27,13 @@ def open_desk(name: str, session: Session) -> DeskStore:
     return REGISTRY[name](session)
 
 
-__all__ = ["REGISTRY", "ChannelRef", "Counts", "DeskStore", "EditorRef", "ExportSheet", "open_desk"]
+__all__ = [
+    "REGISTRY",
+    "ChannelRef",
+    "Counts",
+    "DeskStore",
+    "EditorRef",
+    "ExportSheet",
+    "Mention",
+    "open_desk",
+]

@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, false, func, or_, select, true, update
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from kundo_gdpr import i18n
+from kundo_gdpr.desk.protocol import Mention
 from kundo_gdpr.models import (
     Channel,
     ChatMessage,
@@ -29,6 +30,8 @@ from kundo_gdpr.models import (
 )
 
 PAGE = 1000
+# A longer list is not something an agent reads; the counts still say how many.
+LISTED = 1000
 
 
 @dataclass(frozen=True)
@@ -102,6 +105,28 @@ def stored_names(session: Session, subject: str, channel_ids: Sequence[int]) -> 
         )
         found.update(n.strip() for n in session.scalars(stmt) if n and len(n.strip()) >= 3)
     return sorted(found)
+
+
+def find(
+    session: Session, subject: str, names: Sequence[str], channel_ids: Sequence[int], kind: str
+) -> list[Mention]:
+    """Others' items holding the address or one of the names, at most `LISTED` per kind."""
+    found: list[Mention] = []
+    pattern = address_pattern(subject)
+    for target in (t for t in TARGETS if t.kind == kind):
+        table = target.model.__tablename__
+        hit = or_(*(_like(c, subject) for c in target.columns))
+        for rows in _pages(session, target, subject, channel_ids, hit):
+            found += [Mention(kind, table, r[0], "address") for r in rows
+                      if any(v and pattern.search(v) for v in r[1:])]
+            if len(found) >= LISTED:
+                break
+        if names:
+            named = or_(*(_like(c, n) for c in target.columns for n in names))
+            stmt = _candidates(target, subject, channel_ids, named)
+            found += [Mention(kind, table, i, "name")
+                      for i in session.scalars(stmt.order_by(target.model.id).limit(LISTED))]
+    return found[:LISTED]
 
 
 def _replace(

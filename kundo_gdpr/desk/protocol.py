@@ -35,6 +35,16 @@ class ExportSheet:
     rows: Iterator[tuple[Any, ...]]
 
 
+@dataclass(frozen=True)
+class Mention:
+    """Another person's item naming the subject: `found` is "address" or "name"."""
+
+    kind: str
+    item: str
+    id: int
+    found: str
+
+
 class DeskStore(Protocol):
     """Reads and changes the desk inside the caller's transaction."""
 
@@ -52,6 +62,10 @@ class DeskStore(Protocol):
 
     def count(self, subject: str, channels: Sequence[ChannelRef]) -> Counts:
         """What `erase` would touch, without changing anything."""
+
+    def mentions(self, subject: str, channels: Sequence[ChannelRef]) -> list[Mention]:
+        """Others' items holding the subject's address (which `erase` replaces)
+        or stored name (which an agent reviews), without changing anything."""
 
     def erase(self, subject: str, channels: Sequence[ChannelRef]) -> Counts:
         """Remove the subject's items from these channels; return what went."""

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, aliased
 
 from kundo_gdpr import i18n
 from kundo_gdpr.desk import mentions
-from kundo_gdpr.desk.protocol import ChannelRef, Counts, EditorRef, ExportSheet
+from kundo_gdpr.desk.protocol import ChannelRef, Counts, EditorRef, ExportSheet, Mention
 from kundo_gdpr.models import (
     Attachment,
     Channel,
@@ -92,6 +92,14 @@ class SqlDesk:
             if kind_ids:
                 counts[kind].update(self._mentions(subject, names, kind, kind_ids, dry_run=True))
         return counts
+
+    def mentions(self, subject: str, channels: Sequence[ChannelRef]) -> list[Mention]:
+        names = mentions.stored_names(self.session, subject, [c.id for c in channels])
+        found: list[Mention] = []
+        for kind in ("mail", "forum", "chat"):
+            if ids := _ids(channels, kind):
+                found += mentions.find(self.session, subject, names, ids, kind)
+        return found
 
     def erase(self, subject: str, channels: Sequence[ChannelRef]) -> Counts:
         """Erase in batches of `BATCH` ids; counts are what this call removed.
