@@ -72,7 +72,22 @@ def build_parser() -> argparse.ArgumentParser:
     dbsub.add_parser("upgrade", help="apply migrations").set_defaults(handler=cmd_db_upgrade)
 
     _add_requests(sub)
+    _add_web(sub)
     return parser
+
+
+def _add_web(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("agents", help="accounts for the review queue")
+    asub = p.add_subparsers(required=True, metavar="ACTION")
+    ap = asub.add_parser("add", help="add an agent (password from $KUNDO_GDPR_AGENT_PASSWORD "
+                                     "or a prompt)")
+    ap.add_argument("email")
+    ap.add_argument("--admin", action="store_true", help="may approve erasure when required")
+    ap.set_defaults(handler=cmd_agents_add)
+    p = sub.add_parser("web", help="run the review queue web app only")
+    p.set_defaults(handler=cmd_web)
+    p = sub.add_parser("serve", help="run the web app and the mail loops in one process")
+    p.set_defaults(handler=cmd_serve)
 
 
 def _add_requests(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -240,6 +255,59 @@ def _decide(config: Config, reference: str, action: Callable[[Session, Request],
             print(f"kundo-gdpr: {exc}", file=sys.stderr)
             return 1
         print(f"{request.reference} is now {request.state}")
+    return 0
+
+
+def cmd_agents_add(args: argparse.Namespace, config: Config) -> int:
+    import getpass
+
+    from sqlalchemy.exc import IntegrityError
+
+    from kundo_gdpr.web.auth import add_agent
+
+    password = os.environ.get("KUNDO_GDPR_AGENT_PASSWORD") or getpass.getpass("Password: ")
+    if len(password) < 10:
+        print("kundo-gdpr: the password must be at least 10 characters", file=sys.stderr)
+        return 1
+    try:
+        with _session(config) as session, session.begin():
+            add_agent(session, args.email, password, is_admin=args.admin)
+    except IntegrityError:
+        print(f"kundo-gdpr: agent {args.email} already exists", file=sys.stderr)
+        return 1
+    print(f"agent {args.email.lower()} added{' as admin' if args.admin else ''}")
+    return 0
+
+
+def cmd_web(args: argparse.Namespace, config: Config) -> int:
+    from aiohttp import web
+
+    from kundo_gdpr.web import make_app
+
+    engine = db.make_engine(config.database_url())
+    db.upgrade(engine)
+    web.run_app(make_app(config, engine), host=config.web.host, port=config.web.port)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, config: Config) -> int:
+    import threading
+
+    from aiohttp import web
+
+    from kundo_gdpr.service import Worker
+    from kundo_gdpr.web import make_app
+
+    worker = Worker.from_config(config)
+    db.upgrade(worker.engine)
+    loops = threading.Thread(target=worker.run_forever, name="mail-loops", daemon=True)
+    loops.start()
+    try:
+        # run_app handles SIGINT/SIGTERM; the mail loops stop when it returns.
+        web.run_app(make_app(config, worker.engine), host=config.web.host, port=config.web.port)
+    finally:
+        worker.stop.set()
+        loops.join(timeout=30)
     return 0
 
 

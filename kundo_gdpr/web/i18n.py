@@ -1,0 +1,41 @@
+"""The web app's strings in Swedish and English, and which one a browser gets."""
+
+from __future__ import annotations
+
+import functools
+import tomllib
+from pathlib import Path
+
+from aiohttp import web
+
+STRINGS = Path(__file__).parent / "templates" / "strings.toml"
+LANGUAGES = ("sv", "en")
+DEFAULT = "en"
+
+
+@functools.cache
+def strings(language: str) -> dict[str, str]:
+    with STRINGS.open("rb") as handle:
+        table: dict[str, dict[str, str]] = tomllib.load(handle)
+    return table[language]
+
+
+def choose(request: web.Request) -> str:
+    """?lang= first, then the lang cookie, then Accept-Language."""
+    for given in (request.query.get("lang"), request.cookies.get("lang")):
+        if given in LANGUAGES:
+            return given
+    ranked: list[tuple[float, str]] = []
+    for part in request.headers.get("Accept-Language", "").split(","):
+        tag, _, params = part.strip().partition(";")
+        q = 1.0
+        if params.strip().startswith("q="):
+            try:
+                q = float(params.strip()[2:])
+            except ValueError:
+                q = 0.0
+        ranked.append((q, tag.split("-")[0].lower()))
+    for _q, tag in sorted(ranked, key=lambda r: -r[0]):
+        if tag in LANGUAGES:
+            return tag
+    return DEFAULT
