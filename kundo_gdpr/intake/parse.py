@@ -7,7 +7,9 @@ error into `ParseError`, which callers record against the stored mail.
 from __future__ import annotations
 
 import email
+import email.header
 import email.message
+import email.parser
 import email.policy
 import re
 from email.headerregistry import Address
@@ -59,22 +61,26 @@ def parse(raw: bytes, support_addresses: tuple[str, ...] = ()) -> ParsedMail:
     if not raw.strip():
         raise ParseError("empty message")
     try:
-        msg = email.message_from_bytes(raw, policy=email.policy.default)
-        return _parse(msg, tuple(a.lower() for a in support_addresses))
+        # Headers get the modern policy (decoded words, parsed addresses); the
+        # MIME tree gets compat32, which does not build a header object for every
+        # part and so stays fast on mail with thousands of parts.
+        head = email.parser.BytesHeaderParser(policy=email.policy.default).parsebytes(raw)
+        tree = email.message_from_bytes(raw, policy=email.policy.compat32)
+        return _parse(head, tree, tuple(a.lower() for a in support_addresses))
     except ParseError:
         raise
     except Exception as exc:  # hostile MIME can break the stdlib in many ways
         raise ParseError(f"{type(exc).__name__}: {exc}") from exc
 
 
-def _parse(msg: Message, support: tuple[str, ...]) -> ParsedMail:
+def _parse(msg: Message, tree: Message, support: tuple[str, ...]) -> ParsedMail:
     problems: list[str] = []
     sender, sender_name = _sender(msg)
     if sender is None:
         problems.append("bad_sender")
     subject_line = _header(msg, "Subject")
     forwarded = bool(FORWARD_PREFIX.match(subject_line))
-    body = body_text(msg, keep_quotes=forwarded)
+    body = body_text(tree, keep_quotes=forwarded)
     new, forwarded_block = quotes.new_text(body, forwarded)
     unsigned = quotes.without_signature(new)
     assertion = has_assertion(new)
@@ -83,7 +89,7 @@ def _parse(msg: Message, support: tuple[str, ...]) -> ParsedMail:
     channels = _channels(topic + "\n" + unsigned)
     excluded = {*support, *([sender] if sender else [])}
     subjects, invalid = _subjects(unsigned, forwarded_block, excluded)
-    if is_machine_mail(msg, sender):
+    if is_machine_mail(msg, sender, tree):
         problems.append("auto_reply")
     if not assertion:
         problems.append("missing_assertion")
@@ -111,7 +117,7 @@ def _parse(msg: Message, support: tuple[str, ...]) -> ParsedMail:
         in_reply_to=_header(msg, "In-Reply-To").strip() or None,
         references=tuple(_header(msg, "References").split()),
         reply_to=_header(msg, "Reply-To").strip() or None,
-        attachments=tuple(_attachments(msg)),
+        attachments=tuple(_attachments(tree)),
     )
 
 
@@ -249,8 +255,11 @@ def language_of(text: str) -> str:
     return "sv" if swedish >= english and swedish > 0 else "en"
 
 
-def is_machine_mail(msg: Message, sender: str | None) -> bool:
-    """Bounces, auto-replies, lists: stored, never answered."""
+def is_machine_mail(msg: Message, sender: str | None, tree: Message | None = None) -> bool:
+    """Bounces, auto-replies, lists: stored, never answered.
+
+    `tree` is the full MIME tree when `msg` holds only the headers.
+    """
     auto = _header(msg, "Auto-Submitted").strip().lower()
     if auto and auto != "no":
         return True
@@ -262,7 +271,7 @@ def is_machine_mail(msg: Message, sender: str | None) -> bool:
         return True
     if _header(msg, "Return-Path").strip() == "<>":
         return True
-    if any(part.get_content_type() in REPORT_TYPES for part in msg.walk()):
+    if any(part.get_content_type() in REPORT_TYPES for part in (tree or msg).walk()):
         return True
     return bool(AUTO_SUBJECTS.match(_header(msg, "Subject")))
 
@@ -274,8 +283,19 @@ def _attachments(msg: Message) -> list[AttachmentInfo]:
             continue
         payload = part.get_payload()
         size = len(payload) if isinstance(payload, str) else 0
-        found.append(AttachmentInfo(part.get_filename(), part.get_content_type(), size))
+        found.append(AttachmentInfo(_filename(part), part.get_content_type(), size))
     return found
+
+
+def _filename(part: Message) -> str | None:
+    """The attachment's name, RFC 2047 words decoded (compat32 leaves them encoded)."""
+    name = part.get_filename()
+    if not name:
+        return None
+    try:
+        return str(email.header.make_header(email.header.decode_header(name)))
+    except Exception:  # a broken encoded word: show it as written
+        return name
 
 
 __all__ = ["EmailMessage", "ParseError", "ParsedMail", "body_text", "html_to_text", "parse"]
