@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -11,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from kundo_gdpr import db
 from kundo_gdpr.config import Config, from_dict
@@ -282,3 +288,109 @@ def test_a_running_worker_answers_new_mail_within_seconds_and_stops_on_request(
     assert not thread.is_alive()
     assert len(smtp_server.received) == 2
     assert latency < 2  # poll_seconds is 10: IDLE woke the worker
+
+
+def write_toml(path: Path, data: dict[str, Any]) -> None:
+    """Just enough TOML for a config: tables of scalars, nested one level or more."""
+    lines: list[str] = []
+
+    def table(prefix: str, values: dict[str, Any]) -> None:
+        scalars = {k: v for k, v in values.items() if not isinstance(v, dict)}
+        if prefix:
+            lines.append(f"[{prefix}]")
+        for key, value in scalars.items():
+            lines.append(f"{key} = {json.dumps(value)}")
+        for key, value in values.items():
+            if isinstance(value, dict):
+                table(f"{prefix}.{key}" if prefix else key, value)
+
+    table("", data)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def config_data(tmp_path: Path, imap: Dovecot, smtp: SmtpServer) -> dict[str, Any]:
+    config = make_config(tmp_path, imap, smtp)
+    data = {
+        "database": {"url": config.database.url},
+        "service": {"poll_seconds": 1},
+        "intake": {"source": "imap", "imap": dataclasses.asdict(config.intake.imap)},
+        "outbox": {
+            "transport": "smtp",
+            "retry_base_seconds": 0.2,
+            "smtp": dataclasses.asdict(config.outbox.smtp),
+        },
+        "policy": {"auto_approve": True},
+    }
+    if "auth" in {f.name for f in dataclasses.fields(Config)}:
+        data["auth"] = {"require": False}
+    return data
+
+
+# The issue asks for 200 mails; that takes minutes, so by default fewer.
+CRASH_MAILS = int(os.environ.get("KUNDO_GDPR_CRASH_MAILS", "20"))
+CRASH_KILLS = int(os.environ.get("KUNDO_GDPR_CRASH_KILLS", "5"))
+
+
+@pytest.mark.slow
+def test_a_worker_killed_at_random_moments_loses_nothing_and_does_nothing_twice(
+    tmp_path: Path, engine: Engine, dovecot: Dovecot, smtp_server: SmtpServer
+) -> None:
+    total = CRASH_MAILS
+    raws = [erase_mail(n) for n in range(total)]
+    with dovecot.client() as client:
+        for raw in raws:
+            client.append("INBOX", raw)
+    config_file = tmp_path / "config.toml"
+    write_toml(config_file, config_data(tmp_path, dovecot, smtp_server))
+    command = [str(Path(sys.executable).parent / "kundo-gdpr"), "--config", str(config_file), "run"]
+    env = {**os.environ, "KUNDO_GDPR_IMAP_PASSWORD": dovecot.password}
+    rng = random.Random(4)
+    kills = 0
+    factory = db.session_factory(engine)
+
+    def finished() -> bool:
+        with factory() as session:
+            open_replies = session.scalar(
+                select(func.count()).select_from(OutboundMail).where(OutboundMail.state != "sent")
+            )
+            done = session.scalar(
+                select(func.count()).select_from(Request).where(Request.state == "done")
+            )
+        return done == total and open_replies == 0 and not dovecot.messages("INBOX")
+
+    deadline = time.monotonic() + 30 + 2 * total
+    while time.monotonic() < deadline:
+        worker = subprocess.Popen(command, env=env, stderr=subprocess.DEVNULL)
+        if kills < CRASH_KILLS:
+            time.sleep(rng.uniform(0.3, 2.0))
+            worker.kill()
+            worker.wait()
+            kills += 1
+            continue
+        while time.monotonic() < deadline and not finished():
+            time.sleep(0.2)
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=10) == 0
+        break
+
+    assert finished()
+    with factory() as session:
+        mails = session.scalars(select(InboundMail)).all()
+        assert len(mails) == total
+        assert len({m.sha256 for m in mails}) == total
+        requests = session.scalars(select(Request)).all()
+        assert len(requests) == total
+        replies = Counter((r.request_id, r.purpose) for r in session.scalars(select(OutboundMail)))
+        assert set(replies.values()) == {1}
+        assert len(replies) == 2 * total
+        done_events = Counter(
+            e.request_id for e in session.scalars(select(Event).where(Event.action == "done"))
+        )
+        assert len(done_events) == total
+        assert set(done_events.values()) == {1}  # no erasure committed twice
+    by_id = Counter(str(m["Message-ID"]) for m in smtp_server.messages())
+    assert len(by_id) == 2 * total  # one receipt and one result per request
+    resent = sum(n - 1 for n in by_id.values())
+    assert resent <= kills  # only a kill between SMTP acceptance and commit resends
+    assert len(dovecot.messages("Processed")) == total
+    print(f"{kills} kills, {resent} resends with the same Message-ID")

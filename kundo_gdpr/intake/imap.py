@@ -177,12 +177,12 @@ class ImapSource:
 
     def _connect(self) -> IMAPClient:
         cfg = self.config
-        context = ssl.create_default_context()
+        context = ssl.create_default_context() if cfg.security != "plain" else None
         client = IMAPClient(
             cfg.host,
             cfg.port,
             ssl=cfg.security == "tls",
-            ssl_context=context if cfg.security == "tls" else None,
+            ssl_context=context,
             timeout=cfg.timeout_seconds,
         )
         try:

@@ -14,6 +14,7 @@ class SmtpTransport:
     def __init__(self, config: SmtpConfig, password: str) -> None:
         self.config = config
         self.password = password
+        self._context: ssl.SSLContext | None = None
 
     def send(self, sender: str, recipient: str, raw: bytes, message_id: str) -> None:
         try:
@@ -30,18 +31,23 @@ class SmtpTransport:
         except (OSError, smtplib.SMTPException) as exc:
             raise TransportError(f"{type(exc).__name__}: {exc}") from exc
 
+    def context(self) -> ssl.SSLContext:
+        # Loading the CA store takes ~0.1 s: once per transport, not per reply.
+        if self._context is None:
+            self._context = ssl.create_default_context()
+        return self._context
+
     def _connect(self) -> smtplib.SMTP:
         cfg = self.config
-        context = ssl.create_default_context()
         smtp: smtplib.SMTP
         if cfg.security == "tls":
             smtp = smtplib.SMTP_SSL(
-                cfg.host, cfg.port, timeout=cfg.timeout_seconds, context=context
+                cfg.host, cfg.port, timeout=cfg.timeout_seconds, context=self.context()
             )
         else:
             smtp = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout_seconds)
             if cfg.security == "starttls":
-                smtp.starttls(context=context)
+                smtp.starttls(context=self.context())
         if cfg.username:
             smtp.login(cfg.username, self.password)
         return smtp
