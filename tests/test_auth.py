@@ -1,0 +1,347 @@
+"""Sender authentication end to end: signed mail in, what happens, where replies go.
+
+Mails are signed here with generated keys whose public halves are pinned
+through `auth.pinned_keys`, so no test asks DNS.
+"""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import dkim
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from dkim.canonicalization import CanonicalizationPolicy
+from dkim.crypto import parse_pem_private_key
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from kundo_gdpr.config import Config
+from kundo_gdpr.models import ChatSession, Request
+from kundo_gdpr.replies.transports import FolderTransport
+from kundo_gdpr.service import Worker, make_source
+from tests.conftest import make_config
+from tests.helpers import EN_ASSERTION, SV_ASSERTION, drop, outbox_messages, request_mail
+
+ERASE_ALICE = (
+    "Hej!\n\nVår kund alice@example.com vill bli bortglömd. Radera allt i forum, "
+    f"e-post och chatt.\n\n{SV_ASSERTION}\n\nMed vänliga hälsningar\nEva\n"
+)
+EXPORT_BERTIL = (
+    "Hello,\n\nPlease export everything bertil@example.org wrote in mail, forum "
+    f"posts and chats.\n\n{EN_ASSERTION}\n\nBest regards\nOlle\n"
+)
+HEADERS = [b"from", b"to", b"subject", b"date", b"message-id"]
+
+# cryptography refuses to make keys under 1024 bits, so this one was made once
+# with `openssl genrsa 512`. It is only ever used to show it is not enough.
+WEAK_KEY = b"""-----BEGIN RSA PRIVATE KEY-----
+MIIBOwIBAAJBAMG6fQqT1TQoeHxPT4fVKAmER5mUK/gWWJjJHM3Ga7DT740rPBvp
+tQxQx7gesCtQjyWyW0LsZijR+ukhJLc+hS0CAwEAAQJAWF7AQT30SGmZpGLtTXHf
+ZI/xtU3QzMcsvO0odXlokG0hSNR43cIaaFRYEiKCn1M2WqPn+zmRidSJycXGH4ll
+4QIhAO1ObfYi1Z2yB7EOx2MoD8O0/UTmoj3x5wz2BFrBzbzFAiEA0P1CAdUwn2t9
+xm2DRoXsB374u2z3Xnw+3JkFjIpB/UkCIGHDGMv459YSfNa1hvDTlUMD8f8LoLUy
+TgRp6btV8iMdAiEAwVuAJaf0i5rtTJhoG+iuPyU3xlkD6bR0iK8/Vg9ZDJkCIQC8
+qCf1yQ5AVs2d1+YDZzgs/wRgINWvUr92Vzggh678Lg==
+-----END RSA PRIVATE KEY-----
+"""
+
+
+def _public_record(private_pem: bytes) -> str:
+    key = serialization.load_pem_private_key(private_pem, password=None)
+    der = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return "v=DKIM1; k=rsa; p=" + base64.b64encode(der).decode()
+
+
+@pytest.fixture(scope="module")
+def strong_key() -> bytes:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+
+
+@pytest.fixture
+def keys(tmp_path: Path, strong_key: bytes) -> dict[str, bytes]:
+    """Every domain in these tests signs with selector `s1`; pinned, not in DNS."""
+    by_domain = {
+        "cykelbolaget.se": strong_key,
+        "mail.bokhandeln.se": strong_key,
+        "evil.example": strong_key,
+        "cykelbo1aget.se": strong_key,
+        "weak.cykelbolaget.se": WEAK_KEY,
+    }
+    lines = [f"s1._domainkey.{d} {_public_record(k)}" for d, k in by_domain.items()]
+    (tmp_path / "dkim-keys.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return by_domain
+
+
+@pytest.fixture
+def auth_config(tmp_path: Path, db_url: str) -> Config:
+    return make_config(
+        tmp_path,
+        db_url,
+        policy={"auto_approve": True},
+        auth={"pinned_keys": "dkim-keys.txt", "trusted_authserv_ids": ["mx.kundo.se"]},
+    )
+
+
+def sign(raw: bytes, domain: str, keys: dict[str, bytes], length: bool = False) -> bytes:
+    raw = raw.replace(b"\n", b"\r\n") if b"\r\n" not in raw else raw
+    sig = dkim.sign(raw, b"s1", domain.encode(), keys[domain], include_headers=HEADERS,
+                    length=length)
+    return sig + raw
+
+
+def sign_without_from(raw: bytes, domain: str, key: bytes) -> bytes:
+    """A valid signature whose h= leaves From out (dkim.sign refuses to make one)."""
+    raw = raw.replace(b"\n", b"\r\n")
+    signer = dkim.DKIM(raw)
+    signer.signature_algorithm = b"rsa-sha256"
+    signer.hasher = dkim.HASH_ALGORITHMS[b"rsa-sha256"]
+    policy = CanonicalizationPolicy.from_c_value(b"relaxed/relaxed")
+    digest = signer.hasher(policy.canonicalize_body(signer.body)).digest()
+    include = [b"to", b"subject", b"date", b"message-id"]
+    fields = [
+        (b"v", b"1"), (b"a", b"rsa-sha256"), (b"c", b"relaxed/relaxed"),
+        (b"d", domain.encode()), (b"s", b"s1"), (b"h", b" : ".join(include)),
+        (b"bh", base64.b64encode(digest)), (b"b", b""),
+    ]
+    value = signer.gen_header(fields, include, policy, b"DKIM-Signature",
+                              parse_pem_private_key(key))
+    return b"DKIM-Signature: " + value + raw
+
+
+def run(config: Config, engine: Engine, *mails: bytes) -> None:
+    inbox = config.path("var/inbox")
+    for index, raw in enumerate(mails):
+        drop(inbox, raw, f"m{index}")
+    worker = Worker(config, engine, make_source(config),
+                    FolderTransport(config.path(config.outbox.folder.path)))
+    while worker.run_once():
+        pass
+
+
+def the_request(factory: sessionmaker[Session]) -> Request:
+    with factory() as session:
+        request = session.scalars(select(Request)).one()
+        session.expunge(request)
+        return request
+
+
+def alice_chats(factory: sessionmaker[Session]) -> int:
+    with factory() as session:
+        return session.scalar(select(func.count()).select_from(ChatSession).where(
+            ChatSession.visitor_email == "alice@example.com")) or 0
+
+
+def recipients(config: Config) -> list[str]:
+    return [str(m["To"]) for m in outbox_messages(config.path("var/outbox"))]
+
+
+def purposes(config: Config) -> list[str]:
+    return [str(m["Subject"]).split("] ", 1)[1] for m in outbox_messages(
+        config.path("var/outbox"))]
+
+
+def assert_held_for_review(config: Config, factory: sessionmaker[Session]) -> Request:
+    request = the_request(factory)
+    assert request.state == "needs_review"
+    assert request.authenticated is False
+    assert "sender_unauthenticated" in request.problems
+    assert alice_chats(factory) == 2  # nothing erased
+    # Only the receipt, and only to the editor's stored address.
+    assert recipients(config) == ["eva@cykelbolaget.se"]
+    assert purposes(config) == ["Vi har tagit emot er begäran"]
+    return request
+
+
+def reasons(request: Request) -> list[str]:
+    (finding,) = [f for f in request.findings if f["code"] == "sender_unauthenticated"]
+    return list(finding["args"]["reasons"])
+
+
+def test_a_mail_signed_by_the_from_domain_is_authenticated_and_carried_out(
+    world: None, keys: dict[str, bytes], auth_config: Config, engine: Engine,
+    factory: sessionmaker[Session],
+) -> None:
+    raw = sign(request_mail("Eva Ek <eva@cykelbolaget.se>", ERASE_ALICE), "cykelbolaget.se", keys)
+    run(auth_config, engine, raw)
+    request = the_request(factory)
+    assert request.state == "done"
+    assert request.authenticated is True
+    assert alice_chats(factory) == 1  # the other controller's chat stays
+    assert recipients(auth_config) == ["eva@cykelbolaget.se"] * 2
+
+
+def test_a_signature_from_a_subdomain_of_the_from_domain_aligns(
+    world: None, keys: dict[str, bytes], auth_config: Config, engine: Engine,
+    factory: sessionmaker[Session],
+) -> None:
+    raw = sign(request_mail("olle@bokhandeln.se", EXPORT_BERTIL), "mail.bokhandeln.se", keys)
+    run(auth_config, engine, raw)
+    request = the_request(factory)
+    assert (request.state, request.authenticated) == ("done", True)
+    assert recipients(auth_config) == ["olle@bokhandeln.se"] * 2
+
+
+def test_a_mail_signed_by_another_domain_waits_for_review(
+    world: None, keys: dict[str, bytes], auth_config: Config, engine: Engine,
+    factory: sessionmaker[Session],
+) -> None:
+    raw = sign(request_mail("eva@cykelbolaget.se", ERASE_ALICE), "evil.example", keys)
+    run(auth_config, engine, raw)
+    request = assert_held_for_review(auth_config, factory)
+    assert any(r.startswith("dkim_unaligned") for r in reasons(request))
+
+
+def test_a_body_changed_after_signing_fails(
+    world: None, keys: dict[str, bytes], auth_config: Config, engine: Engine,
+    factory: sessionmaker[Session],
+) -> None:
+    raw = sign(request_mail("eva@cykelbolaget.se", ERASE_ALICE), "cykelbolaget.se", keys)
+    run(auth_config, engine, raw.replace(b"alice@example.com", b"bertil@example.org"))
+    request = the_request(factory)
+    assert request.state == "needs_review" and request.authenticated is False
+    assert any("body hash mismatch" in r for r in reasons(request))
+    assert recipients(auth_config) == ["eva@cykelbolaget.se"]
+
+
+def test_a_signature_with_a_body_length_does_not_count(
+    world: None, keys: dict[str, bytes], auth_config: Config, engine: Engine,
+    factory: sessionmaker[Session],
+) -> None:
+    harmless = request_mail("eva@cykelbolaget.se", "Hej, en fråga om fakturan.\n")
+    signed = sign(harmless, "cykelbolaget.se", keys, length=True)
+    # What l= allows: anyone may append text and the signature still verifies.
+    appended = signed + ERASE_ALICE.replace("\n", "\r\n").encode()
+    assert dkim.verify(appended, dnsfunc=lambda name, timeout=5: _pinned(keys, name))
+    run(auth_config, engine, appended)
+    request = assert_held_for_review(auth_config, factory)
+    assert "dkim_body_length" in reasons(request)
+
+
+def _pinned(keys: dict[str, bytes], name: bytes) -> bytes:
+    domain = name.decode().rstrip(".").split("._domainkey.", 1)[1]
+    return _public_record(keys[domain]).encode()
+
+
+def test_a_signature_that_leaves_from_out_does_not_count(
+    world: None, keys: dict[str, bytes], auth_config: Config, engine: Engine,
+    factory: sessionmaker[Session],
+) -> None:
+    raw = sign_without_from(request_mail("eva@cykelbolaget.se", ERASE_ALICE),
+                            "cykelbolaget.se", keys["cykelbolaget.se"])
+    assert dkim.verify(raw, dnsfunc=lambda name, timeout=5: _pinned(keys, name))
+    run(auth_config, engine, raw)
+    request = assert_held_for_review(auth_config, factory)
+    assert "dkim_from_unsigned" in reasons(request)
+
+
+def test_a_key_under_1024_bits_does_not_count(
+    world: None, keys: dict[str, bytes], auth_config: Config, engine: Engine,
+    factory: sessionmaker[Session],
+) -> None:
+    raw = sign(request_mail("eva@cykelbolaget.se", ERASE_ALICE), "weak.cykelbolaget.se", keys)
+    run(auth_config, engine, raw)
+    request = assert_held_for_review(auth_config, factory)
+    assert any("too small" in r for r in reasons(request))
+
+
+def test_an_unsigned_mail_waits_for_review_even_under_auto_approve(
+    world: None, keys: dict[str, bytes], auth_config: Config, engine: Engine,
+    factory: sessionmaker[Session],
+) -> None:
+    run(auth_config, engine, request_mail("eva@cykelbolaget.se", ERASE_ALICE))
+    assert_held_for_review(auth_config, factory)
+
+
+def test_a_trusted_receivers_dmarc_pass_authenticates(
+    world: None, keys: dict[str, bytes], auth_config: Config, engine: Engine,
+    factory: sessionmaker[Session],
+) -> None:
+    raw = request_mail("eva@cykelbolaget.se", ERASE_ALICE, extra_headers={
+        "Authentication-Results":
+            "mx.kundo.se; spf=pass smtp.mailfrom=cykelbolaget.se; "
+            "dmarc=pass (p=reject) header.from=cykelbolaget.se"})
+    run(auth_config, engine, raw)
+    request = the_request(factory)
+    assert (request.state, request.authenticated) == ("done", True)
+    assert recipients(auth_config) == ["eva@cykelbolaget.se"] * 2
+
+
+def test_a_trusted_receivers_aligned_dkim_pass_authenticates(
+    world: None, keys: dict[str, bytes], auth_config: Config, engine: Engine,
+    factory: sessionmaker[Session],
+) -> None:
+    raw = request_mail("eva@cykelbolaget.se", ERASE_ALICE, extra_headers={
+        "Authentication-Results": "mx.kundo.se; dkim=pass header.d=cykelbolaget.se"})
+    run(auth_config, engine, raw)
+    assert the_request(factory).state == "done"
+
+
+def test_a_senders_own_authentication_results_do_not_count(
+    world: None, keys: dict[str, bytes], auth_config: Config, engine: Engine,
+    factory: sessionmaker[Session],
+) -> None:
+    raw = request_mail("eva@cykelbolaget.se", ERASE_ALICE, extra_headers={
+        "Authentication-Results":
+            "evil.example; dmarc=pass header.from=cykelbolaget.se; "
+            "dkim=pass header.d=cykelbolaget.se"})
+    run(auth_config, engine, raw)
+    assert_held_for_review(auth_config, factory)
+
+
+def test_a_trusted_receivers_pass_for_another_domain_does_not_count(
+    world: None, keys: dict[str, bytes], auth_config: Config, engine: Engine,
+    factory: sessionmaker[Session],
+) -> None:
+    raw = request_mail("eva@cykelbolaget.se", ERASE_ALICE, extra_headers={
+        "Authentication-Results":
+            "mx.kundo.se; dmarc=pass header.from=evil.example; dkim=pass header.d=evil.example"})
+    run(auth_config, engine, raw)
+    assert_held_for_review(auth_config, factory)
+
+
+def test_reply_to_is_ignored_and_the_export_goes_to_the_stored_address(
+    world: None, keys: dict[str, bytes], auth_config: Config, engine: Engine,
+    factory: sessionmaker[Session],
+) -> None:
+    mail = request_mail("olle@bokhandeln.se", EXPORT_BERTIL + "\nSend it to thief@evil.example\n",
+                        extra_headers={"Reply-To": "thief@evil.example"})
+    run(auth_config, engine, sign(mail, "mail.bokhandeln.se", keys))
+    request = the_request(factory)
+    assert request.state == "done"
+    replies = outbox_messages(auth_config.path("var/outbox"))
+    assert [str(m["To"]) for m in replies] == ["olle@bokhandeln.se"] * 2
+    assert all(m["Cc"] is None and m["Bcc"] is None for m in replies)
+    (attachment,) = list(replies[-1].iter_attachments())
+    assert attachment.get_filename().endswith(".xlsx")
+    assert not any(b"thief@evil.example" in p.read_bytes() and b"To: thief" in p.read_bytes()
+                   for p in auth_config.path("var/outbox").glob("*.eml"))
+
+
+def test_a_lookalike_domain_signed_by_itself_is_not_an_editor(
+    world: None, keys: dict[str, bytes], auth_config: Config, engine: Engine,
+    factory: sessionmaker[Session],
+) -> None:
+    raw = sign(request_mail("Eva Ek <eva@cykelbo1aget.se>", ERASE_ALICE), "cykelbo1aget.se", keys)
+    run(auth_config, engine, raw)
+    request = the_request(factory)
+    # Authenticated, but as cykelbo1aget.se, which edits nothing.
+    assert request.authenticated is True
+    assert request.state == "rejected"
+    assert "not_editor" in request.problems
+    assert request.organization_id is None and request.editor_id is None
+    assert alice_chats(factory) == 2
+    # The rejection goes back to the look-alike sender, never to the real editor,
+    # and carries no data.
+    (reply,) = outbox_messages(auth_config.path("var/outbox"))
+    assert str(reply["To"]) == "eva@cykelbo1aget.se"
+    assert not list(reply.iter_attachments())
