@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from kundo_gdpr import db
 from kundo_gdpr.actions.export import ExportHeader, write_export
 from kundo_gdpr.desk import ChannelRef, open_desk
+from kundo_gdpr.desk.sql import SqlDesk
 from kundo_gdpr.models import (
     Attachment,
     Channel,
@@ -142,6 +143,17 @@ def erase_ours(session: Session, refs: list[ChannelRef]) -> None:
     open_desk("sql", session).erase(SUBJECT, refs)
 
 
+def erase_ours_without_mentions(session: Session, refs: list[ChannelRef]) -> None:
+    """Breakdown only: the delete and redact path, with the mention scan left out."""
+    desk = open_desk("sql", session)
+    real = SqlDesk._mentions
+    SqlDesk._mentions = lambda *args, **kwargs: {}  # type: ignore[method-assign]
+    try:
+        desk.erase(SUBJECT, refs)
+    finally:
+        SqlDesk._mentions = real  # type: ignore[method-assign]
+
+
 def erase_baseline(session: Session, refs: list[ChannelRef]) -> None:
     ids = ", ".join(str(c.id) for c in refs)
     s = {"s": SUBJECT}
@@ -223,8 +235,11 @@ def bench(name: str, url: str, items: int, subject_items: int, repeat: int) -> N
         print("   subject's items:", open_desk("sql", session).count(SUBJECT, channels(session)))
     ours = timed_rollback(engine, erase_ours, repeat)
     base = timed_rollback(engine, erase_baseline, repeat)
+    bare = timed_rollback(engine, erase_ours_without_mentions, repeat)
     print(f"   erase   ours {ours * 1000:8.1f} ms   baseline {base * 1000:8.1f} ms   "
           f"speed ratio {base / ours:.2f}x (goal >= 0.5x)")
+    print(f"           ours without the mention scan {bare * 1000:8.1f} ms   "
+          f"speed ratio {base / bare:.2f}x")
     with tempfile.TemporaryDirectory() as tmp:
         times: dict[str, list[float]] = {"ours": [], "baseline": []}
         rows = 0
