@@ -242,3 +242,24 @@ def test_agents_add_hashes_the_password_and_refuses_a_duplicate(
         assert adam is not None and adam.email == "adam@kundo.se" and adam.is_admin
         assert adam.password_hash.startswith("$argon2") and PASSWORD not in adam.password_hash
     engine.dispose()
+
+
+async def test_the_queue_filters_by_state_due_date_and_search(
+    aiohttp_client: MakeClient, config: Config, engine: Engine, agents: None, erase_alice: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from kundo_gdpr.web import queries
+
+    client = await _client(aiohttp_client, config, engine)
+    await _sign_in(client, "anna@kundo.se")
+
+    async def listed(query: str) -> bool:
+        return erase_alice in await (await client.get(f"/?{query}")).text()
+
+    assert await listed("state=needs_review") and not await listed("state=done")
+    assert await listed("q=eva@cykelbolaget") and await listed("q=alice@example")
+    assert not await listed("q=nobody@nowhere")
+    assert not await listed("due=overdue") and not await listed("due=week")
+    late = dt.datetime.now(dt.UTC) + dt.timedelta(days=40)
+    monkeypatch.setattr(queries, "utcnow", lambda: late)
+    assert await listed("due=overdue") and await listed("due=week")

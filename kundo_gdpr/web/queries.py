@@ -12,19 +12,27 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from kundo_gdpr.models import Event, Organization, OutboundMail, Request, RequestSubject, utcnow
-from kundo_gdpr.models.queue import REQUEST_STATES
+from kundo_gdpr.models.queue import OPEN_STATES, REQUEST_STATES
 
-__all__ = ["REQUEST_STATES", "detail", "queue"]
+__all__ = ["DUE_FILTERS", "REQUEST_STATES", "detail", "queue"]
+
+
+DUE_FILTERS = ("overdue", "week")
 
 
 def queue(
-    session: Session, state: str, search: str, page: int, size: int
+    session: Session, state: str, search: str, page: int, size: int, due: str = ""
 ) -> tuple[list[dict[str, Any]], int]:
+    now = utcnow()
     stmt = select(Request, Organization.name).outerjoin(
         Organization, Organization.id == Request.organization_id
     )
     if state in REQUEST_STATES:
         stmt = stmt.where(Request.state == state)
+    if due in DUE_FILTERS:
+        # Only open requests can be late; done and rejected ones are finished.
+        limit = now if due == "overdue" else now + dt.timedelta(days=7)
+        stmt = stmt.where(Request.state.in_(OPEN_STATES), Request.due_at < limit)
     if search:
         like = f"%{search.lower()}%"
         subjects = select(RequestSubject.request_id).where(
@@ -37,7 +45,6 @@ def queue(
         ))
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
     stmt = stmt.order_by(Request.due_at, Request.id).offset((page - 1) * size).limit(size)
-    now = utcnow()
     return [_row(r, org, now) for r, org in session.execute(stmt)], total
 
 

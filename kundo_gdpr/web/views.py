@@ -62,16 +62,17 @@ async def logout(request: web.Request) -> web.Response:
 async def queue(request: web.Request) -> web.Response:
     state = request.query.get("state", "")
     search = request.query.get("q", "").strip()
+    due = request.query.get("due", "")
     try:
         page = max(1, int(request.query.get("page", "1")))
     except ValueError:
         page = 1
     rows, total = await in_db(
-        request, lambda s: queries.queue(s, state, search, page, PAGE_SIZE)
+        request, lambda s: queries.queue(s, state, search, page, PAGE_SIZE, due)
     )
     return render(request, "queue.html", rows=rows, total=total, page=page,
                   pages=max(1, -(-total // PAGE_SIZE)), state=state, q=search,
-                  states=queries.REQUEST_STATES)
+                  due=due, states=queries.REQUEST_STATES, due_filters=queries.DUE_FILTERS)
 
 
 @routes.get("/requests/{reference}")
