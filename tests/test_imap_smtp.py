@@ -394,3 +394,27 @@ def test_a_worker_killed_at_random_moments_loses_nothing_and_does_nothing_twice(
     assert resent <= kills  # only a kill between SMTP acceptance and commit resends
     assert len(dovecot.messages("Processed")) == total
     print(f"{kills} kills, {resent} resends with the same Message-ID")
+
+
+def test_waiting_without_new_mail_returns_false_after_the_timeout(
+    tmp_path: Path, dovecot: Dovecot, smtp_server: SmtpServer
+) -> None:
+    source = ImapSource(make_config(tmp_path, dovecot, smtp_server).intake.imap, dovecot.password)
+    started = time.monotonic()
+    assert source.wait(0.5) is False
+    assert 0.4 < time.monotonic() - started < 2
+
+
+def test_while_dovecot_is_down_fetching_fails_loudly_and_waiting_does_not_hang(
+    tmp_path: Path, dovecot: Dovecot, smtp_server: SmtpServer
+) -> None:
+    source = ImapSource(make_config(tmp_path, dovecot, smtp_server).intake.imap, dovecot.password)
+    dovecot.stop()
+    with pytest.raises(OSError):
+        list(source.pending())
+    started = time.monotonic()
+    assert source.wait(0.5) is True  # "look again": the caller's next pass reconnects
+    assert time.monotonic() - started < 2
+    dovecot.start()
+    dovecot.append(erase_mail(1))
+    assert len(list(source.pending())) == 1
