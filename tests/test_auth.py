@@ -19,7 +19,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from kundo_gdpr.config import Config
-from kundo_gdpr.models import ChatSession, Request
+from kundo_gdpr.models import ChatSession, InboundMail, Request
 from kundo_gdpr.replies.transports import FolderTransport
 from kundo_gdpr.service import Worker, make_source
 from tests.conftest import make_config
@@ -118,10 +118,10 @@ def sign_without_from(raw: bytes, domain: str, key: bytes) -> bytes:
     return b"DKIM-Signature: " + value + raw
 
 
-def run(config: Config, engine: Engine, *mails: bytes) -> None:
+def run(config: Config, engine: Engine, *mails: bytes, prefix: str = "m") -> None:
     inbox = config.path("var/inbox")
     for index, raw in enumerate(mails):
-        drop(inbox, raw, f"m{index}")
+        drop(inbox, raw, f"{prefix}{index}")
     worker = Worker(config, engine, make_source(config),
                     FolderTransport(config.path(config.outbox.folder.path)))
     while worker.run_once():
@@ -345,3 +345,70 @@ def test_a_lookalike_domain_signed_by_itself_is_not_an_editor(
     (reply,) = outbox_messages(auth_config.path("var/outbox"))
     assert str(reply["To"]) == "eva@cykelbo1aget.se"
     assert not list(reply.iter_attachments())
+
+
+def test_a_forgery_reusing_a_genuine_message_id_does_not_get_the_genuine_mail_skipped(
+    world: None, keys: dict[str, bytes], auth_config: Config, engine: Engine,
+    factory: sessionmaker[Session],
+) -> None:
+    message_id = "<erase-42@cykelbolaget.se>"
+    forged = request_mail("eva@cykelbolaget.se", "Hej, strunta i det.\n", message_id=message_id)
+    genuine = sign(request_mail("eva@cykelbolaget.se", ERASE_ALICE, message_id=message_id),
+                   "cykelbolaget.se", keys)
+    run(auth_config, engine, forged, genuine)
+    with factory() as session:
+        states = {r.authenticated: r.state for r in session.scalars(select(Request))}
+    assert states[True] == "done"
+    assert states[False] in ("rejected", "needs_review")
+    assert alice_chats(factory) == 1
+    # The genuine mail resent is still recognised as the same request.
+    resent = genuine.replace(b"Subject:", b"X-Resent: 1\r\nSubject:", 1)
+    run(auth_config, engine, resent, prefix="resent")
+    with factory() as session:
+        assert session.scalar(select(func.count()).select_from(Request)) == 2
+        assert session.scalar(select(func.count()).select_from(InboundMail)) == 3
+
+
+SPOOFED_FROM = {
+    "two_from_headers": "From: eva@cykelbolaget.se\r\nFrom: mallory@evil.example\r\n",
+    "two_addresses": "From: eva@cykelbolaget.se, mallory@evil.example\r\n",
+    "display_name_spoof": 'From: "eva@cykelbolaget.se" <mallory@evil.example>\r\n',
+    "quoted_address_only": 'From: "eva@cykelbolaget.se@evil.example"\r\n',
+    "escaped_quote_in_name": 'From: "mallory@evil.example\\"" <eva@cykelbolaget.se>\r\n',
+    "two_angle_addresses": "From: <eva@cykelbolaget.se>, <mallory@evil.example>\r\n",
+    "double_at": "From: eva@cykelbolaget.se@evil.example\r\n",
+}
+# CVE-2023-27043 forms the parser still reads as one address (see the report on issue 7).
+AMBIGUOUS_FROM = {
+    "paren_then_angle": "From: alice@example.org)<eva@cykelbolaget.se>\r\n",
+    "open_comment": "From: eva@cykelbolaget.se(<mallory@evil.example>\r\n",
+}
+
+
+def _with_from(from_header: str) -> bytes:
+    rest = request_mail("x@y.example", ERASE_ALICE).split(b"\n", 1)[1]
+    return from_header.encode() + rest.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+@pytest.mark.parametrize("case", sorted(SPOOFED_FROM))
+def test_an_ambiguous_from_is_quarantined_and_never_answered(
+    case: str, world: None, keys: dict[str, bytes], auth_config: Config, engine: Engine,
+    factory: sessionmaker[Session],
+) -> None:
+    run(auth_config, engine, _with_from(SPOOFED_FROM[case]))
+    request = the_request(factory)
+    assert request.state == "quarantined"
+    assert "bad_sender" in request.problems
+    assert request.editor_id is None and not request.authenticated
+    assert alice_chats(factory) == 2
+    assert recipients(auth_config) == []
+
+
+@pytest.mark.xfail(strict=True, reason="parse.py reads these as one address; issue 7")
+@pytest.mark.parametrize("case", sorted(AMBIGUOUS_FROM))
+def test_cve_2023_27043_forms_are_quarantined(
+    case: str, world: None, keys: dict[str, bytes], auth_config: Config, engine: Engine,
+    factory: sessionmaker[Session],
+) -> None:
+    run(auth_config, engine, _with_from(AMBIGUOUS_FROM[case]))
+    assert the_request(factory).state == "quarantined"

@@ -12,7 +12,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from kundo_gdpr import audit
+from kundo_gdpr import audit, auth
 from kundo_gdpr.config import Config
 from kundo_gdpr.db import claim
 from kundo_gdpr.intake.parse import ParseError, parse
@@ -97,7 +97,7 @@ def parse_one(factory: sessionmaker[Session], config: Config) -> bool:
         except ParseError as exc:
             _quarantine_unparseable(session, mail, str(exc))
             return True
-        if _is_duplicate(session, mail, parsed):
+        if _is_duplicate(session, config, mail, parsed):
             mail.state = MAIL_DUPLICATE
             audit.record(session, "mail_duplicate", mail=mail, message_id=parsed.message_id)
             return True
@@ -106,15 +106,19 @@ def parse_one(factory: sessionmaker[Session], config: Config) -> bool:
     return True
 
 
-def _is_duplicate(session: Session, mail: InboundMail, parsed: ParsedMail) -> bool:
-    """The same request resent (same Message-ID from the same sender).
+def _is_duplicate(
+    session: Session, config: Config, mail: InboundMail, parsed: ParsedMail
+) -> bool:
+    """The same request resent (same Message-ID from the same authenticated sender).
 
-    A Message-ID alone proves nothing: anyone can reuse one. It counts only
-    together with the same sender address.
+    A Message-ID alone proves nothing: anyone can reuse one, and so can anyone
+    type a From header. It counts only when both mails provably come from the
+    same sender, so a forgery arriving first cannot get the genuine mail skipped.
+    With `auth.require` off the From header is trusted, as everywhere else.
     """
     if not parsed.message_id or not parsed.sender:
         return False
-    earlier = session.scalar(
+    query = (
         select(Request.id)
         .join(InboundMail, InboundMail.id == Request.inbound_mail_id)
         .where(
@@ -123,7 +127,15 @@ def _is_duplicate(session: Session, mail: InboundMail, parsed: ParsedMail) -> bo
             Request.sender == parsed.sender,
         )
     )
-    return earlier is not None
+    if config.auth.require:
+        query = query.where(Request.authenticated.is_(True))
+    earlier = session.scalar(query)
+    if earlier is None:
+        return False
+    if not config.auth.require:
+        return True
+    domain = parsed.sender.rpartition("@")[2]
+    return auth.authenticate(mail.raw, domain, config).authenticated
 
 
 def new_request(session: Session, mail: InboundMail, parsed: ParsedMail) -> Request:
