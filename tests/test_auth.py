@@ -96,7 +96,7 @@ def sign(raw: bytes, domain: str, keys: dict[str, bytes], length: bool = False) 
     raw = raw.replace(b"\n", b"\r\n") if b"\r\n" not in raw else raw
     sig = dkim.sign(raw, b"s1", domain.encode(), keys[domain], include_headers=HEADERS,
                     length=length)
-    return sig + raw
+    return bytes(sig) + raw
 
 
 def sign_without_from(raw: bytes, domain: str, key: bytes) -> bytes:
@@ -115,7 +115,7 @@ def sign_without_from(raw: bytes, domain: str, key: bytes) -> bytes:
     ]
     value = signer.gen_header(fields, include, policy, b"DKIM-Signature",
                               parse_pem_private_key(key))
-    return b"DKIM-Signature: " + value + raw
+    return b"DKIM-Signature: " + bytes(value) + raw
 
 
 def run(config: Config, engine: Engine, *mails: bytes, prefix: str = "m") -> None:
@@ -322,7 +322,7 @@ def test_reply_to_is_ignored_and_the_export_goes_to_the_stored_address(
     assert [str(m["To"]) for m in replies] == ["olle@bokhandeln.se"] * 2
     assert all(m["Cc"] is None and m["Bcc"] is None for m in replies)
     (attachment,) = list(replies[-1].iter_attachments())
-    assert attachment.get_filename().endswith(".xlsx")
+    assert (attachment.get_filename() or "").endswith(".xlsx")
     assert not any(b"thief@evil.example" in p.read_bytes() and b"To: thief" in p.read_bytes()
                    for p in auth_config.path("var/outbox").glob("*.eml"))
 
