@@ -96,6 +96,9 @@ def _add_requests(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     lp = rsub.add_parser("list", help="requests, newest first")
     lp.add_argument("--state", help="only requests in this state")
     lp.set_defaults(handler=cmd_requests_list)
+    pp = rsub.add_parser("preview", help="what erasing a request would remove; changes nothing")
+    pp.add_argument("reference")
+    pp.set_defaults(handler=cmd_requests_preview)
     sp = rsub.add_parser("show", help="one request with its audit trail and replies")
     sp.add_argument("reference")
     sp.set_defaults(handler=cmd_requests_show)
@@ -231,6 +234,20 @@ def cmd_requests_show(args: argparse.Namespace, config: Config) -> int:
                 f"  {e.at:%Y-%m-%d %H:%M:%S} {e.actor:<22} {e.action:<14} "
                 f"{json.dumps(e.detail, ensure_ascii=False, default=str)[:200]}"
             )
+    return 0
+
+
+def cmd_requests_preview(args: argparse.Namespace, config: Config) -> int:
+    with _session(config) as session:
+        try:
+            request = pipeline.find(session, args.reference)
+        except LookupError:
+            return _no_such(args.reference)
+        for subject, by_channel in pipeline.preview(session, config, request).items():
+            print(subject)
+            for channel, counts in by_channel.items():
+                shown = ", ".join(f"{n} {name}" for name, n in counts.items())
+                print(f"  {channel:<6} {shown}")
     return 0
 
 

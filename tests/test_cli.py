@@ -86,6 +86,9 @@ def test_requests_list_show_approve_and_reject(
     listed = capsys.readouterr().out.splitlines()
     assert len(listed) == 2
     first, second = sorted(line.split()[0] for line in listed)
+    assert main(["--config", cfg, "requests", "preview", first]) == 0
+    previewed = capsys.readouterr().out
+    assert "chat   1 sessions, 2 messages" in previewed
     assert main(["--config", cfg, "requests", "approve", first, "--by", "agent@kundo.se"]) == 0
     assert main(["--config", cfg, "requests", "reject", second, "--reason", "Dubblett."]) == 0
     assert main(["--config", cfg, "requests", "approve", second]) == 1  # already rejected
