@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, Protocol
 
 from kundo_gdpr import auth
 from kundo_gdpr.config import Config
@@ -49,8 +49,11 @@ class CheckContext:
 
 
 class Check(Protocol):
-    name: ClassVar[str]
-    description: ClassVar[str]
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def description(self) -> str: ...
 
     def check(self, ctx: CheckContext) -> list[Finding]: ...
 

@@ -72,7 +72,7 @@ class SqlDesk:
         )
         return list(self.session.scalars(stmt))
 
-    def _refs(self, stmt: Select[Any]) -> list[ChannelRef]:
+    def _refs(self, stmt: Select[*tuple[Any, ...]]) -> list[ChannelRef]:
         rows = self.session.execute(stmt.order_by(Channel.id)).all()
         return [ChannelRef(r.id, r.kind, r.name, r.organization_id, r.org_name) for r in rows]
 
@@ -234,7 +234,7 @@ class SqlDesk:
         )
         return len(opener_ids)
 
-    def _batches(self, match: Select[Any]) -> Iterator[list[int]]:
+    def _batches(self, match: Select[*tuple[Any, ...]]) -> Iterator[list[int]]:
         """Pages of matching ids; the caller removes each page from the match."""
         while batch := list(self.session.scalars(match.limit(BATCH))):
             yield batch
@@ -242,7 +242,7 @@ class SqlDesk:
     def _delete(self, stmt: Any) -> int:
         return int(getattr(self.session.execute(stmt), "rowcount", 0) or 0)
 
-    def _count(self, stmt: Select[Any]) -> int:
+    def _count(self, stmt: Select[*tuple[Any, ...]]) -> int:
         return int(self.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
 
     # -- exporting ----------------------------------------------------------
@@ -307,13 +307,13 @@ class SqlDesk:
         )
         yield from self._stream(stmt)
 
-    def _stream(self, stmt: Select[Any]) -> Iterator[tuple[Any, ...]]:
+    def _stream(self, stmt: Select[*tuple[Any, ...]]) -> Iterator[tuple[Any, ...]]:
         result = self.session.execute(stmt.execution_options(yield_per=1000))
         for row in result:
             yield tuple(row)
 
 
-def _channel_refs() -> Select[Any]:
+def _channel_refs() -> Select[*tuple[Any, ...]]:
     return select(
         Channel.id,
         Channel.kind,
@@ -357,7 +357,7 @@ def _has_others_replies(subject: str) -> ColumnElement[bool]:
     )
 
 
-def _channels_in(language: str) -> Select[tuple[int]]:
+def _channels_in(language: str) -> Select[int]:
     return (
         select(Channel.id)
         .join(Organization, Organization.id == Channel.organization_id)
