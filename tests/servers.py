@@ -27,14 +27,9 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from imapclient import IMAPClient
 
-IN_CI = os.environ.get("CI") == "true"
+from tests.conftest import need_server
+
 DOVECOT_CANDIDATES = ("dovecot", "/usr/sbin/dovecot")
-
-
-def need_server(what: str) -> None:
-    if IN_CI:
-        pytest.fail(f"{what} is required in CI but is not available")
-    pytest.skip(f"{what} not available")
 
 
 def free_port() -> int:

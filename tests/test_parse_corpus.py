@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import Any
 import pytest
 
 from kundo_gdpr.intake.parse import parse
+from tests.conftest import need_server
 
 MAILS = Path(__file__).parent / "mails"
 SHARED_CORPUS = Path(__file__).parents[1].parent / "shared" / "corpus"
@@ -25,9 +25,7 @@ def _request_mails() -> list[Path]:
 
 def _shared_mails() -> list[Path]:
     if not SHARED_CORPUS.is_dir():
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{SHARED_CORPUS} is required in CI but is missing")
-        pytest.skip(f"{SHARED_CORPUS} not available")
+        need_server(str(SHARED_CORPUS))
     return sorted(SHARED_CORPUS.rglob("*.eml"))
 
 
