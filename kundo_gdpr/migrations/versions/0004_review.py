@@ -1,0 +1,24 @@
+"""review: deadline extensions and corrections
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-11-25 03:00:00.000000
+
+Reserved in the chain so that work on several issues can add schema in
+parallel; filled in by the change it is named for.
+"""
+
+from __future__ import annotations
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
