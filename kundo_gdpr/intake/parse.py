@@ -11,6 +11,7 @@ import email.header
 import email.message
 import email.parser
 import email.policy
+import email.utils
 import re
 from email.headerregistry import Address
 from email.message import EmailMessage, Message
@@ -130,26 +131,56 @@ def _header(msg: Message, name: str) -> str:
 
 
 def _sender(msg: Message) -> tuple[str | None, str | None]:
-    """The one From address, or None when there are none or several."""
+    """The one From address, or None unless it is unambiguous.
+
+    Python 3.11 has no `getaddresses(strict=True)` (CVE-2023-27043), so a From
+    counts only when two independent parsers agree on exactly one address and
+    the modern one found nothing wrong: any defect, a group, a second address
+    or a display name naming another address makes the sender unknown.
+    """
     try:
         values = msg.get_all("From") or []
     except Exception:
         return None, None
     if len(values) != 1:
         return None, None
-    addresses: tuple[Address, ...] = tuple(getattr(values[0], "addresses", ()))
+    header = values[0]
+    if getattr(header, "defects", ()) or any(
+        g.display_name is not None for g in getattr(header, "groups", ())
+    ):
+        return None, None
+    addresses: tuple[Address, ...] = tuple(getattr(header, "addresses", ()))
     if len(addresses) != 1:
         return None, None
     address: Address = addresses[0]
-    if not address.username or not address.domain:
+    if not _clean_addr_spec(address):
+        return None, None
+    if not _legacy_parse_agrees(str(header), address.addr_spec):
         return None, None
     display = address.display_name or None
     # A display name that is itself another address is a spoofing classic.
-    if display and ADDRESS_LIKE.search(display):
-        named = ADDRESS_LIKE.search(display)
-        if named and named.group(0).lower() != address.addr_spec.lower():
+    for named in ADDRESS_LIKE.finditer(display or ""):
+        if named.group(0).lower() != address.addr_spec.lower():
             return None, None
     return address.addr_spec.lower(), display
+
+
+def _clean_addr_spec(address: Address) -> bool:
+    """A dot-atom local part and a domain: no quoted "@" or "<" hiding inside."""
+    local, domain = address.username, address.domain
+    if not local or not domain or address.addr_spec.startswith('"'):
+        return False
+    return not any(ch in local + domain for ch in '@<>()," \\')
+
+
+def _legacy_parse_agrees(value: str, addr_spec: str) -> bool:
+    """Whether `email.utils.getaddresses` reads the same single address.
+
+    The two parsers disagree on exactly the forms CVE-2023-27043 is about
+    (`a@b)<c@d>`, `a@b(<c@d>`); disagreement means we cannot know the sender.
+    """
+    found = [a for name, a in email.utils.getaddresses([value]) if a or name]
+    return len(found) == 1 and found[0].lower() == addr_spec.lower()
 
 
 def body_text(msg: Message, keep_quotes: bool = False) -> str:
