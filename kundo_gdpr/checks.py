@@ -123,7 +123,12 @@ class Channels:
     description = "The mail says which channels: mail, forum posts, chats."
 
     def check(self, ctx: CheckContext) -> list[Finding]:
-        return [] if ctx.request.channel_kinds else [Finding("no_channel", REVIEW)]
+        if not ctx.request.channel_kinds:
+            return [Finding("no_channel", REVIEW)]
+        if "channels_widened" in ctx.request.problems:
+            # "All data" next to named channels reads as all three: an agent confirms.
+            return [Finding("channels_widened", REVIEW)]
+        return []
 
 
 class Editor:

@@ -422,3 +422,22 @@ def test_a_display_name_repeating_the_address_and_a_comment_are_still_one_sender
         parsed = parse(_with_from(f"From: {value}\r\n"))
         assert parsed.sender == "eva@cykelbolaget.se", value
         assert "bad_sender" not in parsed.problems
+
+
+def test_all_data_next_to_a_named_channel_covers_all_three_but_waits_for_an_agent(
+    world: None, keys: dict[str, bytes], auth_config: Config, engine: Engine,
+    factory: sessionmaker[Session],
+) -> None:
+    body = (
+        "Hej!\n\nRadera alla uppgifter om alice@example.com i forumet.\n\n"
+        f"{SV_ASSERTION}\n\nMed vänliga hälsningar\nEva\n"
+    )
+    raw = sign(request_mail("eva@cykelbolaget.se", body), "cykelbolaget.se", keys)
+    run(auth_config, engine, raw)
+    request = the_request(factory)
+    # Authenticated and auto-approve is on, yet the widened erase is not run.
+    assert (request.state, request.authenticated) == ("needs_review", True)
+    assert request.channel_kinds == ["mail", "forum", "chat"]
+    assert "channels_widened" in request.problems
+    assert alice_chats(factory) == 2
+    assert purposes(auth_config) == ["Vi har tagit emot er begäran"]

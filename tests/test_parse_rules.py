@@ -100,12 +100,22 @@ def test_a_phrase_naming_an_address_does_not_select_a_channel(phrase: str) -> No
 def test_an_all_data_phrase_selects_every_channel(phrase: str) -> None:
     parsed = _parse(f"Radera {_spoken(phrase)} om alice@example.com.\n{SV_ASSERTION}")
     assert parsed.channels == phrases.CHANNELS_ALL
+    assert "channels_widened" not in parsed.problems
 
 
 @pytest.mark.parametrize("phrase", phrases.ALL_CHANNELS_WORDS)
-def test_a_named_channel_wins_over_an_all_data_phrase(phrase: str) -> None:
+def test_an_all_data_phrase_next_to_a_named_channel_widens_to_all_and_says_so(
+    phrase: str,
+) -> None:
     parsed = _parse(f"Radera {_spoken(phrase)} i forumet om alice@example.com.\n{SV_ASSERTION}")
-    assert parsed.channels == ("forum",)
+    assert parsed.channels == phrases.CHANNELS_ALL
+    assert "channels_widened" in parsed.problems
+
+
+def test_all_three_channels_named_beside_all_data_is_not_widened() -> None:
+    parsed = _parse(f"Radera allt i forum, e-post och chatt om alice@example.com.\n{SV_ASSERTION}")
+    assert parsed.channels == phrases.CHANNELS_ALL
+    assert "channels_widened" not in parsed.problems
 
 
 @pytest.mark.parametrize("sign_off", quotes.SIGN_OFFS)

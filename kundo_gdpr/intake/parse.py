@@ -87,7 +87,7 @@ def _parse(msg: Message, tree: Message, support: tuple[str, ...]) -> ParsedMail:
     assertion = has_assertion(new)
     topic = REPLY_PREFIX.sub("", subject_line)
     kinds = _kinds(topic + "\n" + new)
-    channels = _channels(topic + "\n" + unsigned)
+    channels, widened = _channels(topic + "\n" + unsigned)
     excluded = {*support, *([sender] if sender else [])}
     subjects, invalid = _subjects(unsigned, forwarded_block, excluded)
     if is_machine_mail(msg, sender, tree):
@@ -98,6 +98,8 @@ def _parse(msg: Message, tree: Message, support: tuple[str, ...]) -> ParsedMail:
         problems.append("no_kind")
     if not channels:
         problems.append("no_channel")
+    if widened:
+        problems.append("channels_widened")
     if invalid:
         problems.append("invalid_subject")
     if not subjects:
@@ -240,19 +242,19 @@ def _kinds(text: str) -> tuple[str, ...]:
     return tuple(k for k, pattern in phrases.KIND_PATTERNS.items() if pattern.search(text))
 
 
-def _channels(text: str) -> tuple[str, ...]:
-    """Channels named in `text`; "all data" means all three only when none is named.
+def _channels(text: str) -> tuple[tuple[str, ...], bool]:
+    """Channels named in `text`, and whether an "all data" phrase widened them.
 
-    Named channels win so that "erase all data in the forum" never reaches mail
-    and chat: reading too many channels destroys data nobody asked about.
+    "All data" means all three channels, as the issue's table says, even when
+    some channels are named too ("radera allt i forumet"). That reading erases
+    more than the named channels, so it is reported (`channels_widened`) and
+    such a request always goes to an agent, who sees why.
     """
     plain = phrases.NOT_CHANNEL_PATTERN.sub(" ", ADDRESS_LIKE.sub(" ", text))
     named = tuple(k for k, pattern in phrases.CHANNEL_PATTERNS.items() if pattern.search(plain))
-    if named:
-        return named
     if phrases.ALL_CHANNELS_PATTERN.search(plain):
-        return phrases.CHANNELS_ALL
-    return ()
+        return phrases.CHANNELS_ALL, bool(named) and named != phrases.CHANNELS_ALL
+    return named, False
 
 
 def _subjects(
