@@ -6,12 +6,14 @@ error into `ParseError`, which callers record against the stored mail.
 
 from __future__ import annotations
 
+import binascii
 import email
 import email.header
 import email.message
 import email.parser
 import email.policy
 import email.utils
+import quopri
 import re
 from email.headerregistry import Address
 from email.message import EmailMessage, Message
@@ -213,19 +215,55 @@ def _first_part(msg: Message, content_type: str) -> Message | None:
 
 
 def _decode(part: Message) -> str:
-    payload = part.get_payload(decode=True)
-    if not isinstance(payload, bytes):
+    """The part's text, from at most MAX_TEXT_BYTES of its content.
+
+    The encoded payload is cut *before* it is transfer-decoded, so a 20 MB
+    body costs no more than a short one; attachments never get here at all.
+    """
+    # The stored payload as parsed: `get_payload()` would already re-decode
+    # 8-bit text with the declared charset, and `decode=True` decodes it all.
+    payload = getattr(part, "_payload", None)
+    if not isinstance(payload, str):
         return ""
-    payload = payload[:MAX_TEXT_BYTES]
+    cte = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
+    data = transfer_decode(payload[: _encoded_limit(cte)], cte)[:MAX_TEXT_BYTES]
     declared = part.get_content_charset()
     for charset in (declared, *FALLBACK_CHARSETS):
         if not charset:
             continue
         try:
-            return payload.decode(charset)
+            return data.decode(charset)
         except (LookupError, UnicodeDecodeError):
             continue
-    return payload.decode("utf-8", errors="replace")
+    return data.decode("utf-8", errors="replace")
+
+
+def _encoded_limit(cte: str) -> int:
+    """Encoded characters enough for MAX_TEXT_BYTES of content (line breaks included)."""
+    return MAX_TEXT_BYTES * {"base64": 2, "quoted-printable": 3}.get(cte, 1)
+
+
+def transfer_decode(encoded: str, cte: str) -> bytes:
+    """Undo a Content-Transfer-Encoding, leniently. The parser's only decode step.
+
+    `encoded` is compat32's payload: ASCII, with any 8-bit bytes kept as
+    surrogate escapes, so encoding it back gives the bytes on the wire.
+    """
+    wire = encoded.encode("utf-8", "surrogateescape")
+    if cte == "base64":
+        return _base64(wire)
+    if cte == "quoted-printable":
+        return quopri.decodestring(wire)
+    return wire
+
+
+def _base64(wire: bytes) -> bytes:
+    # Only alphabet characters count; a payload cut mid-quantum is padded so
+    # that decoding never fails on a slice or on a sloppy sender's padding.
+    chars = re.sub(rb"[^A-Za-z0-9+/]", b"", wire)
+    rest = len(chars) % 4
+    chars = chars[: len(chars) - 1] if rest == 1 else chars + b"=" * ((4 - rest) % 4)
+    return binascii.a2b_base64(chars)
 
 
 def normalise_sentence(text: str) -> str:
