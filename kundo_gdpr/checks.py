@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from email.parser import BytesHeaderParser
 from typing import Any, Protocol
 
 from kundo_gdpr import auth
 from kundo_gdpr.config import Config
 from kundo_gdpr.desk import ChannelRef, DeskStore, EditorRef
 from kundo_gdpr.models import Request
+from kundo_gdpr.replies.outbox import OWN_HEADER
 
 # What a finding does to the request, strongest first.
 IGNORE = "ignore"  # machine mail: never answered
@@ -56,6 +58,27 @@ class Check(Protocol):
     def description(self) -> str: ...
 
     def check(self, ctx: CheckContext) -> list[Finding]: ...
+
+
+class OwnMail:
+    name = "own_mail"
+    description = "Our own replies, fed back into the inbox, are stored but never answered."
+
+    def check(self, ctx: CheckContext) -> list[Finding]:
+        own = is_own_mail(ctx.request, ctx.config.service.message_id_domain)
+        return [Finding("own_reply", IGNORE)] if own else []
+
+
+def is_own_mail(request: Request, message_id_domain: str) -> bool:
+    """The mail's own Message-ID has our domain, or it carries our marker header.
+
+    In-Reply-To and References to us do not count: editors answer our replies.
+    """
+    domain = (request.message_id or "").strip().strip("<>").rpartition("@")[2]
+    if domain.lower() == message_id_domain.lower():
+        return True
+    headers = BytesHeaderParser().parsebytes(request.inbound_mail.raw)
+    return headers.get(OWN_HEADER) is not None
 
 
 class MachineMail:
@@ -181,6 +204,7 @@ class Editor:
 
 
 PIPELINE: tuple[Check, ...] = (
+    OwnMail(),
     MachineMail(),
     OneSender(),
     Authenticity(),

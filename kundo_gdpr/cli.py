@@ -72,8 +72,21 @@ def build_parser() -> argparse.ArgumentParser:
     dbsub.add_parser("upgrade", help="apply migrations").set_defaults(handler=cmd_db_upgrade)
 
     _add_requests(sub)
+    _add_outbox(sub)
     _add_web(sub)
     return parser
+
+
+def _add_outbox(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("outbox", help="replies waiting, held or failed")
+    osub = p.add_subparsers(required=True, metavar="ACTION")
+    lp = osub.add_parser("list", help="replies not yet sent (or in --state S), oldest first")
+    lp.add_argument("--state", help="queued, held, failed or sent")
+    lp.set_defaults(handler=cmd_outbox_list)
+    rp = osub.add_parser("release", help="send a held reply now, or retry a failed one")
+    rp.add_argument("id", type=int, help="the reply's number, as `outbox list` shows it")
+    rp.add_argument("--by", default=os.environ.get("USER", "cli"), help="who releases")
+    rp.set_defaults(handler=cmd_outbox_release)
 
 
 def _add_web(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -226,14 +239,57 @@ def cmd_requests_show(args: argparse.Namespace, config: Config) -> int:
         ):
             print(f"{label:<10} {value}")
         print("\nreplies:")
-        for m in session.scalars(select(OutboundMail).where(OutboundMail.request_id == r.id)):
-            print(f"  {m.purpose:<10} {m.state:<7} {m.to_addr} {m.message_id} {m.last_error or ''}")
+        replies = select(OutboundMail).where(OutboundMail.request_id == r.id)
+        for m in session.scalars(replies.order_by(OutboundMail.id)):
+            _print_reply(m)
         print("\naudit trail:")
         for e in session.scalars(select(Event).where(Event.request_id == r.id).order_by(Event.id)):
             print(
                 f"  {e.at:%Y-%m-%d %H:%M:%S} {e.actor:<22} {e.action:<14} "
                 f"{json.dumps(e.detail, ensure_ascii=False, default=str)[:200]}"
             )
+    return 0
+
+
+def _print_reply(m: OutboundMail) -> None:
+    print(f"  #{m.id:<5} {m.purpose:<10} {m.state:<7} {m.to_addr} {m.message_id}")
+    if m.state == "failed":
+        print(f"         failed after {m.attempts} attempt(s): {m.last_error}")
+    elif m.state == "held":
+        print("         held: over the hourly reply limit; `kundo-gdpr outbox release` sends it")
+    elif m.state == "queued" and m.last_error:
+        when = f"{m.next_attempt_at:%Y-%m-%d %H:%M:%S}"
+        print(f"         retrying ({m.attempts} attempt(s)), next {when}: {m.last_error}")
+
+
+def cmd_outbox_list(args: argparse.Namespace, config: Config) -> int:
+    with _session(config) as session:
+        stmt = select(OutboundMail).order_by(OutboundMail.id)
+        if args.state:
+            stmt = stmt.where(OutboundMail.state == args.state)
+        else:
+            stmt = stmt.where(OutboundMail.state != "sent")
+        for m in session.scalars(stmt):
+            request = session.get(Request, m.request_id) if m.request_id else None
+            print(f"{request.reference if request else '-':<16}", end="")
+            _print_reply(m)
+    return 0
+
+
+def cmd_outbox_release(args: argparse.Namespace, config: Config) -> int:
+    from kundo_gdpr.replies.outbox import release
+
+    with _session(config) as session, session.begin():
+        row = session.get(OutboundMail, args.id)
+        if row is None:
+            print(f"kundo-gdpr: no reply #{args.id}", file=sys.stderr)
+            return 1
+        try:
+            release(session, row, args.by)
+        except ValueError as exc:
+            print(f"kundo-gdpr: {exc}", file=sys.stderr)
+            return 1
+        print(f"reply #{row.id} to {row.to_addr} is queued")
     return 0
 
 

@@ -9,6 +9,7 @@ environment variable (`*_env` keys) and `Config.secret()` reads it.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 import types
@@ -29,6 +30,7 @@ class ServiceConfig:
     message_id_domain: str = "gdpr.kundo.se"
     from_name: str = "Kundo GDPR"
     poll_seconds: float = 10.0
+    # More replies to one address within an hour are held, not sent; 0: no limit.
     max_replies_per_sender_per_hour: int = 20
 
 
@@ -54,11 +56,15 @@ class ImapConfig:
     quarantine_folder: str = "Quarantine"
     timeout_seconds: float = 60.0
     idle_seconds: float = 540.0
+    # A PEM file of CA certificates to trust instead of the system store.
+    ca_file: str = ""
 
 
 @dataclass(frozen=True)
 class IntakeConfig:
     source: Literal["maildir", "imap"] = "maildir"
+    # Larger messages are not stored but moved to quarantine for a person to look at.
+    max_message_bytes: int = 50 * 1024 * 1024
     maildir: MaildirConfig = field(default_factory=MaildirConfig)
     imap: ImapConfig = field(default_factory=ImapConfig)
 
@@ -76,6 +82,7 @@ class SmtpConfig:
     username: str = ""
     password_env: str = "KUNDO_GDPR_SMTP_PASSWORD"
     timeout_seconds: float = 60.0
+    ca_file: str = ""
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,15 @@ class ExportConfig:
     path: str = "var/exports"
     max_attachment_bytes: int = 10 * 1024 * 1024
     link_ttl_hours: int = 24
+
+
+@dataclass(frozen=True)
+class EraseConfig:
+    """What erasing takes away, per channel kind (see config.toml)."""
+
+    mail: Literal["conversations", "messages"] = "conversations"
+    forum: Literal["posts", "delete_threads"] = "posts"
+    chat: Literal["sessions"] = "sessions"
 
 
 @dataclass(frozen=True)
@@ -133,6 +149,7 @@ class Config:
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
+    erase: EraseConfig = field(default_factory=EraseConfig)
     web: WebConfig = field(default_factory=WebConfig)
     desk: DeskConfig = field(default_factory=DeskConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
@@ -176,7 +193,26 @@ def load(path: Path | str | None) -> Config:
 def from_dict(data: dict[str, Any], root: Path) -> Config:
     """Build a Config from parsed TOML, naming the first bad key."""
     built = _build(Config, data, "")
+    _plain_only_on_loopback("intake.imap", built.intake.imap.security, built.intake.imap.host)
+    _plain_only_on_loopback("outbox.smtp", built.outbox.smtp.security, built.outbox.smtp.host)
     return dataclasses.replace(built, root=root)
+
+
+def _plain_only_on_loopback(section: str, security: str, host: str) -> None:
+    """Passwords and requests never cross a network in clear text."""
+    if security == "plain" and not is_loopback(host):
+        raise ConfigError(
+            f"{section}.security: 'plain' is allowed only on loopback, not for host {host!r}"
+        )
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 _T = typing.TypeVar("_T")

@@ -20,7 +20,7 @@ from kundo_gdpr.config import Config
 from kundo_gdpr.intake import store
 from kundo_gdpr.intake.maildir import MaildirSource
 from kundo_gdpr.intake.source import MailSource, WaitingSource
-from kundo_gdpr.replies.outbox import deliver_one
+from kundo_gdpr.replies.outbox import deliver_one, release_due
 from kundo_gdpr.replies.transports import Transport, make_transport
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,12 @@ class Worker:
         return db.session_factory(self.engine)
 
     def fetch_once(self) -> int:
-        return store.fetch(self.factory, self.source)
+        return store.fetch(
+            self.factory,
+            self.source,
+            max_bytes=self.config.intake.max_message_bytes,
+            should_stop=self.stop.is_set,
+        )
 
     def process_once(self) -> int:
         done = 0
@@ -73,6 +78,8 @@ class Worker:
         return done
 
     def deliver_once(self) -> int:
+        # Released replies count as work only once sent, so an idle pass stays idle.
+        release_due(self.factory, self.config)
         done = 0
         while not self.stop.is_set() and deliver_one(self.factory, self.config, self.transport):
             done += 1

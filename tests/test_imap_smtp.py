@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 
 from kundo_gdpr import db
-from kundo_gdpr.config import Config, from_dict
+from kundo_gdpr.config import Config, ConfigError, ImapConfig, SmtpConfig, from_dict
 from kundo_gdpr.desk.seed import seed_demo
 from kundo_gdpr.intake.imap import ImapSource
 from kundo_gdpr.models import Event, InboundMail, OutboundMail, Request
@@ -83,6 +83,8 @@ def make_config(tmp_path: Path, imap: Dovecot, smtp: SmtpServer, **imap_extra: A
             },
         },
         "policy": {"auto_approve": True},
+        # Every test mail is from Eva; the hourly limit has its own tests.
+        "service": {"max_replies_per_sender_per_hour": 0},
     }
     if "auth" in {f.name for f in dataclasses.fields(Config)}:
         # The test mails carry no DKIM signature; authenticity has its own tests.
@@ -259,13 +261,42 @@ def test_the_source_reconnects_after_dovecot_restarts_during_idle(
     assert dovecot.messages("INBOX") == []
 
 
-def test_plain_imap_is_refused_for_a_host_that_is_not_loopback(tmp_path: Path) -> None:
-    config = from_dict(
-        {"intake": {"source": "imap", "imap": {"host": "imap.example.com", "security": "plain"}}},
-        root=tmp_path,
+@pytest.mark.parametrize(
+    ("section", "data"),
+    [
+        ("intake.imap", {"intake": {"imap": {"host": "imap.example.com", "security": "plain"}}}),
+        ("intake.imap", {"intake": {"imap": {"host": "192.0.2.7", "security": "plain"}}}),
+        ("outbox.smtp", {"outbox": {"smtp": {"host": "smtp.example.com", "security": "plain"}}}),
+    ],
+)
+def test_plain_imap_or_smtp_to_a_host_that_is_not_loopback_stops_start_up(
+    tmp_path: Path, section: str, data: dict[str, Any]
+) -> None:
+    with pytest.raises(ConfigError, match=rf"{section}\.security: 'plain' is allowed only on"):
+        from_dict(data, root=tmp_path)
+    config_file = tmp_path / "config.toml"
+    write_toml(config_file, data)
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "kundo-gdpr"), "--config", str(config_file), "run"],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
+    assert result.returncode == 2
+    assert f"{section}.security" in result.stderr
+
+
+def test_plain_on_loopback_is_allowed_and_a_hand_built_config_is_still_refused(
+    tmp_path: Path,
+) -> None:
+    for host in ("127.0.0.1", "localhost", "::1"):
+        from_dict({"intake": {"imap": {"host": host, "security": "plain"}}}, root=tmp_path)
+    remote = dataclasses.replace(ImapConfig(), host="imap.example.com", security="plain")
     with pytest.raises(ValueError, match="loopback"):
-        ImapSource(config.intake.imap, "secret")
+        ImapSource(remote, "secret")
+    remote_smtp = dataclasses.replace(SmtpConfig(), host="smtp.example.com", security="plain")
+    with pytest.raises(ValueError, match="loopback"):
+        SmtpTransport(remote_smtp, "secret")
 
 
 def test_a_running_worker_answers_new_mail_within_seconds_and_stops_on_request(
@@ -312,7 +343,7 @@ def config_data(tmp_path: Path, imap: Dovecot, smtp: SmtpServer) -> dict[str, An
     config = make_config(tmp_path, imap, smtp)
     data = {
         "database": {"url": config.database.url},
-        "service": {"poll_seconds": 1},
+        "service": {"poll_seconds": 1, "max_replies_per_sender_per_hour": 0},
         "intake": {"source": "imap", "imap": dataclasses.asdict(config.intake.imap)},
         "outbox": {
             "transport": "smtp",

@@ -1,5 +1,11 @@
 """The outbox: replies are rows written with the state change that caused them,
-and a sender loop delivers them with retry and backoff."""
+and a sender loop delivers them with retry and backoff.
+
+At most `service.max_replies_per_sender_per_hour` replies go to one address
+per hour (sent in the last hour, or queued to go now). A reply over the limit
+is held, never dropped: `release_due` queues it once the hour allows, or an
+agent releases it at once with `release`.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +13,19 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from kundo_gdpr import audit
 from kundo_gdpr.config import Config
 from kundo_gdpr.db import claim
 from kundo_gdpr.models import OutboundMail, Request, utcnow
-from kundo_gdpr.models.queue import QUEUED, SEND_FAILED, SENT
+from kundo_gdpr.models.queue import HELD, QUEUED, SEND_FAILED, SENT
 from kundo_gdpr.replies.render import Envelope, FileAttachment, make_message, new_message_id
 from kundo_gdpr.replies.transports import Transport, TransportError
+
+# Set on every reply we send, so a reply fed back into our inbox is known as ours.
+OWN_HEADER = "X-Kundo-GDPR-Reply"
 
 
 def queue_reply(
@@ -45,6 +54,9 @@ def queue_reply(
         references=tuple((request.references or "").split()),
     )
     msg = make_message(purpose, request.language, envelope, context, attachments)
+    # Marks the mail as ours even where a relay strips Auto-Submitted.
+    msg[OWN_HEADER] = request.reference or "reply"
+    held = over_limit(session, config, to_addr)
     row = OutboundMail(
         request_id=request.id,
         purpose=purpose,
@@ -52,14 +64,78 @@ def queue_reply(
         to_addr=to_addr,
         subject=str(msg["Subject"]),
         raw=msg.as_bytes(),
-        state=QUEUED,
+        state=HELD if held else QUEUED,
         next_attempt_at=utcnow(),
     )
     session.add(row)
     audit.record(
-        session, "reply_queued", request=request, purpose=purpose, to=to_addr, message_id=message_id
+        session,
+        "reply_held" if held else "reply_queued",
+        request=request,
+        purpose=purpose,
+        to=to_addr,
+        message_id=message_id,
     )
     return row
+
+
+def over_limit(session: Session, config: Config, to_addr: str) -> bool:
+    """Whether `to_addr` already has its hour's worth of replies, sent or on their way."""
+    limit = config.service.max_replies_per_sender_per_hour
+    if not limit:
+        return False
+    hour_ago = utcnow() - dt.timedelta(hours=1)
+    recent = session.scalar(
+        select(func.count())
+        .select_from(OutboundMail)
+        .where(
+            OutboundMail.to_addr == to_addr,
+            or_(
+                OutboundMail.state == QUEUED,
+                (OutboundMail.state == SENT) & (OutboundMail.sent_at >= hour_ago),
+            ),
+        )
+    )
+    return (recent or 0) >= limit
+
+
+def release_due(factory: sessionmaker[Session], config: Config) -> int:
+    """Queue held replies, oldest first, as far as each address's hour allows."""
+    released = 0
+    with factory.begin() as session:
+        held = session.scalars(
+            select(OutboundMail)
+            .where(OutboundMail.state == HELD)
+            .order_by(OutboundMail.id)
+            .with_for_update(skip_locked=True)
+        ).all()
+        for row in held:
+            if over_limit(session, config, row.to_addr):
+                continue
+            _requeue(session, row, "reply_released", audit.SYSTEM)
+            session.flush()  # the next address check counts this one
+            released += 1
+    return released
+
+
+def release(session: Session, row: OutboundMail, actor: str) -> None:
+    """An agent sends a held reply now, or retries a failed one."""
+    if row.state not in (HELD, SEND_FAILED):
+        raise ValueError(f"reply {row.id} is {row.state}, not {HELD} or {SEND_FAILED}")
+    row.attempts = 0
+    _requeue(session, row, "reply_released", actor)
+
+
+def _requeue(session: Session, row: OutboundMail, action: str, actor: str) -> None:
+    previous, row.state, row.next_attempt_at = row.state, QUEUED, utcnow()
+    audit.record(
+        session,
+        action,
+        actor=actor,
+        request=_request(session, row),
+        message_id=row.message_id,
+        was=previous,
+    )
 
 
 def deliver_one(factory: sessionmaker[Session], config: Config, transport: Transport) -> bool:

@@ -6,12 +6,17 @@ import re
 import smtplib
 import ssl
 
-from kundo_gdpr.config import SmtpConfig
+from kundo_gdpr.config import SmtpConfig, is_loopback
 from kundo_gdpr.replies.transports import TransportError
 
 
 class SmtpTransport:
     def __init__(self, config: SmtpConfig, password: str) -> None:
+        if config.security == "plain" and not is_loopback(config.host):
+            # Config validation refuses this too; a hand-built config must not slip by.
+            raise ValueError(
+                f"outbox.smtp.security = 'plain' is allowed only on loopback, not {config.host}"
+            )
         self.config = config
         self.password = password
         self._context: ssl.SSLContext | None = None
@@ -20,10 +25,13 @@ class SmtpTransport:
         try:
             with self._connect() as smtp:
                 smtp.sendmail(sender, [recipient], crlf(raw))
-        except smtplib.SMTPResponseException as exc:
+        except smtplib.SMTPAuthenticationError as exc:
+            # Our password, not this reply: retry (the operator fixes the config).
             raise TransportError(
-                f"{exc.smtp_code} {exc.smtp_error!r}", permanent=500 <= exc.smtp_code < 600
+                f"SMTP login as {self.config.username!r} refused: {_reply(exc)}"
             ) from exc
+        except smtplib.SMTPResponseException as exc:
+            raise TransportError(_reply(exc), permanent=500 <= exc.smtp_code < 600) from exc
         except smtplib.SMTPRecipientsRefused as exc:
             codes = [code for code, _ in exc.recipients.values()]
             permanent = all(500 <= code < 600 for code in codes)
@@ -34,7 +42,7 @@ class SmtpTransport:
     def context(self) -> ssl.SSLContext:
         # Loading the CA store takes ~0.1 s: once per transport, not per reply.
         if self._context is None:
-            self._context = ssl.create_default_context()
+            self._context = ssl.create_default_context(cafile=self.config.ca_file or None)
         return self._context
 
     def _connect(self) -> smtplib.SMTP:
@@ -46,11 +54,21 @@ class SmtpTransport:
             )
         else:
             smtp = smtplib.SMTP(cfg.host, cfg.port, timeout=cfg.timeout_seconds)
+        try:
             if cfg.security == "starttls":
                 smtp.starttls(context=self.context())
-        if cfg.username:
-            smtp.login(cfg.username, self.password)
+            if cfg.username:
+                smtp.login(cfg.username, self.password)
+        except BaseException:
+            smtp.close()
+            raise
         return smtp
+
+
+def _reply(exc: smtplib.SMTPResponseException) -> str:
+    text = exc.smtp_error
+    shown = text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text)
+    return f"{exc.smtp_code} {shown}"
 
 
 def crlf(raw: bytes) -> bytes:
