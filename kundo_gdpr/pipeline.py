@@ -68,7 +68,7 @@ def check_one(factory: sessionmaker[Session], config: Config) -> bool:
 def check_request(session: Session, config: Config, request: Request) -> None:
     ctx = checks.CheckContext(request, open_desk(config.desk.store, session), config)
     findings = checks.run_checks(ctx)
-    _apply_findings(session, request, ctx, findings)
+    apply_findings(session, request, ctx, findings)
     outcome = checks.verdict(findings)
     if outcome in STATE_FOR:
         request.state = STATE_FOR[outcome]
@@ -93,7 +93,7 @@ def check_request(session: Session, config: Config, request: Request) -> None:
         audit.record(session, "approved", request=request, actor="policy:auto_approve")
 
 
-def _apply_findings(
+def apply_findings(
     session: Session, request: Request, ctx: checks.CheckContext, findings: list[checks.Finding]
 ) -> None:
     request.findings = [f.as_dict() for f in findings]

@@ -98,6 +98,9 @@ class Request(Base):
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     received_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
     due_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
+    # Art. 12(3) allows two more months; set by an agent, with the reason told to the editor.
+    deadline_extended_until: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    deadline_extension_reason: Mapped[str | None] = mapped_column(Text)
     decided_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
     decided_by: Mapped[str | None] = mapped_column(String(320))
     done_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)

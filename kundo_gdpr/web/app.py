@@ -119,5 +119,6 @@ def render(request: web.Request, name: str, status: int = 200, **context: Any) -
     )
     return web.Response(text=html, status=status, content_type="text/html",
                         headers={"Content-Security-Policy": "default-src 'self'; "
-                                 "script-src 'none'; frame-ancestors 'none'",
+                                 "script-src 'none'; style-src 'unsafe-inline'; "
+                                 "frame-ancestors 'none'",
                                  "X-Content-Type-Options": "nosniff"})

@@ -39,3 +39,21 @@ def choose(request: web.Request) -> str:
         if tag in LANGUAGES:
             return tag
     return DEFAULT
+
+
+class _Blank(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def finding_text(language: str, code: str, args: dict[str, str]) -> str:
+    """A check's finding in plain words; an unknown code is shown as itself.
+
+    The format strings are ours (strings.toml); only the arguments come from
+    the mail, and the page escapes the result like any other text.
+    """
+    table = strings(language)
+    template = table.get(f"finding_{code}")
+    if template is None:
+        return table["finding_unknown"].format_map(_Blank(code=code))
+    return template.format_map(_Blank(args))

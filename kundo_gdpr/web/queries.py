@@ -5,25 +5,38 @@ from __future__ import annotations
 import datetime as dt
 import email
 import email.policy
+import statistics
 from email.message import EmailMessage
 from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from kundo_gdpr.models import Event, Organization, OutboundMail, Request, RequestSubject, utcnow
-from kundo_gdpr.models.queue import OPEN_STATES, REQUEST_STATES
+from kundo_gdpr import review
+from kundo_gdpr.config import Config
+from kundo_gdpr.models import (
+    Event,
+    Export,
+    Organization,
+    OutboundMail,
+    Request,
+    RequestSubject,
+    utcnow,
+)
+from kundo_gdpr.models.queue import DONE, OPEN_STATES, REQUEST_STATES
 
-__all__ = ["DUE_FILTERS", "REQUEST_STATES", "detail", "queue"]
+__all__ = ["DUE_FILTERS", "REQUEST_STATES", "detail", "overview", "queue"]
 
 
 DUE_FILTERS = ("overdue", "week")
+WEEKS = 12
 
 
 def queue(
     session: Session, state: str, search: str, page: int, size: int, due: str = ""
 ) -> tuple[list[dict[str, Any]], int]:
     now = utcnow()
+    due_at = review.due_column()
     stmt = select(Request, Organization.name).outerjoin(
         Organization, Organization.id == Request.organization_id
     )
@@ -32,7 +45,7 @@ def queue(
     if due in DUE_FILTERS:
         # Only open requests can be late; done and rejected ones are finished.
         limit = now if due == "overdue" else now + dt.timedelta(days=7)
-        stmt = stmt.where(Request.state.in_(OPEN_STATES), Request.due_at < limit)
+        stmt = stmt.where(Request.state.in_(OPEN_STATES), due_at < limit)
     if search:
         like = f"%{search.lower()}%"
         subjects = select(RequestSubject.request_id).where(
@@ -44,11 +57,12 @@ def queue(
             Request.id.in_(subjects),
         ))
     total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    stmt = stmt.order_by(Request.due_at, Request.id).offset((page - 1) * size).limit(size)
+    stmt = stmt.order_by(due_at, Request.id).offset((page - 1) * size).limit(size)
     return [_row(r, org, now) for r, org in session.execute(stmt)], total
 
 
 def _row(r: Request, controller: str | None, now: dt.datetime) -> dict[str, Any]:
+    due = review.due_date(r)
     return {
         "reference": r.reference,
         "controller": controller or "",
@@ -56,13 +70,16 @@ def _row(r: Request, controller: str | None, now: dt.datetime) -> dict[str, Any]
         "kinds": list(r.kinds),
         "channels": list(r.channel_kinds),
         "state": r.state,
+        "open": r.state in OPEN_STATES,
         "received": r.received_at,
-        "due": r.due_at,
-        "days_left": (r.due_at - now).days,
+        "due": due,
+        "extended": r.deadline_extended_until is not None,
+        # Floor division: due yesterday at this hour is -1, not 0.
+        "days_left": (due - now).days,
     }
 
 
-def detail(session: Session, reference: str) -> dict[str, Any] | None:
+def detail(session: Session, config: Config, reference: str) -> dict[str, Any] | None:
     r = session.scalar(select(Request).where(Request.reference == reference))
     if r is None:
         return None
@@ -71,28 +88,47 @@ def detail(session: Session, reference: str) -> dict[str, Any] | None:
     replies = session.scalars(
         select(OutboundMail).where(OutboundMail.request_id == r.id).order_by(OutboundMail.id)
     )
+    exports = session.scalars(select(Export).where(Export.request_id == r.id).order_by(Export.id))
+    now = utcnow()
     return {
-        **_row(r, org.name if org else None, utcnow()),
+        **_row(r, org.name if org else None, now),
+        "original_due": r.due_at,
+        "extension_reason": r.deadline_extension_reason,
         "subject_line": r.subject_line,
         "sender_name": r.sender_name or "",
         "subjects": [s.email for s in r.subjects],
         "language": r.language,
         "assertion": r.assertion,
-        "findings": list(r.findings),
+        "findings": [_finding(f) for f in r.findings],
+        "result": r.result or {},
+        "preview": review.preview(session, config, r) if r.state in OPEN_STATES else {},
         "mail": mail_view(r.inbound_mail.raw),
         "events": [{"at": e.at, "actor": e.actor, "action": e.action, "detail": e.detail}
                    for e in events],
-        "replies": [{"purpose": m.purpose, "to": m.to_addr, "state": m.state,
-                     "attempts": m.attempts, "error": m.last_error, "sent_at": m.sent_at}
+        "replies": [{"id": m.id, "purpose": m.purpose, "to": m.to_addr, "state": m.state,
+                     "attempts": m.attempts, "error": m.last_error, "sent_at": m.sent_at,
+                     "message_id": m.message_id,
+                     "resendable": m.state in review.RESENDABLE}
                     for m in replies],
+        "exports": [{"id": x.id, "filename": x.filename, "subject": x.subject, "size": x.size,
+                     "expires": x.expires_at,
+                     "kept": x.deleted_at is None and x.expires_at > now}
+                    for x in exports],
     }
+
+
+def _finding(f: dict[str, Any]) -> dict[str, Any]:
+    """A finding with its arguments as text, ready for the plain-words strings."""
+    args = {k: ", ".join(map(str, v)) if isinstance(v, list) else str(v)
+            for k, v in (f.get("args") or {}).items()}
+    return {"code": f["code"], "severity": f["severity"], "args": args}
 
 
 def mail_view(raw: bytes) -> dict[str, Any]:
     """The original mail as text for display: headers, the body, attachment names.
 
     An HTML-only body is shown as its source; the page escapes it, and never
-    renders mail HTML.
+    renders mail HTML. Attachments are named, never opened.
     """
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     assert isinstance(msg, EmailMessage)
@@ -104,5 +140,49 @@ def mail_view(raw: bytes) -> dict[str, Any]:
             text = str(body.get_content())
         except (LookupError, ValueError):
             text = body.get_payload(decode=True).decode("utf-8", "replace")  # type: ignore[union-attr]
-    attachments = [a.get_filename() or "(unnamed)" for a in msg.iter_attachments()]
+    attachments = [{"name": a.get_filename() or "", "type": a.get_content_type(),
+                    "size": len(a.get_payload(decode=True) or b"")}
+                   for a in msg.iter_attachments()]
     return {"headers": headers, "text": text, "attachments": attachments}
+
+
+# -- overview -------------------------------------------------------------------------
+
+
+def overview(session: Session) -> dict[str, Any]:
+    """Counts per state, overdue, and per week for the last 12 weeks: requests
+    received and the median days from received to done."""
+    now = utcnow()
+    counts = dict(session.execute(select(Request.state, func.count()).group_by(Request.state))
+                  .tuples().all())
+    overdue = session.scalar(select(func.count()).select_from(Request).where(
+        Request.state.in_(OPEN_STATES), review.due_column() < now)) or 0
+    starts = week_starts(now, WEEKS)
+    first = starts[0]
+    received = session.scalars(select(Request.received_at).where(Request.received_at >= first))
+    done = session.execute(select(Request.received_at, Request.done_at).where(
+        Request.state == DONE, Request.done_at >= first)).tuples()
+    per_week = {s: 0 for s in starts}
+    for at in received:
+        per_week[_week_of(at)] = per_week.get(_week_of(at), 0) + 1
+    durations: dict[dt.datetime, list[float]] = {s: [] for s in starts}
+    for got, finished in done:
+        assert finished is not None
+        durations.setdefault(_week_of(finished), []).append(
+            (finished - got).total_seconds() / 86400)
+    weeks = [{"start": s, "received": per_week[s],
+              "median_days": statistics.median(durations[s]) if durations[s] else None}
+             for s in starts]
+    return {"counts": {s: counts.get(s, 0) for s in REQUEST_STATES}, "overdue": overdue,
+            "total": sum(counts.values()), "weeks": weeks}
+
+
+def week_starts(now: dt.datetime, weeks: int) -> list[dt.datetime]:
+    """Mondays 00:00 UTC of the last `weeks` weeks, oldest first, this week last."""
+    this = _week_of(now)
+    return [this - dt.timedelta(weeks=n) for n in range(weeks - 1, -1, -1)]
+
+
+def _week_of(at: dt.datetime) -> dt.datetime:
+    day = at.astimezone(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return day - dt.timedelta(days=day.weekday())

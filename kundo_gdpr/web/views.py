@@ -1,27 +1,43 @@
-"""The pages: sign-in, the queue, one request, and the decisions on it."""
+"""The pages: sign-in, the queue, the overview, one request, and the actions on it.
+
+Handlers only read the form and pick the page; what an action does is in
+`kundo_gdpr.review`, one transaction per action.
+"""
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 from sqlalchemy.orm import Session
 
-from kundo_gdpr import pipeline
-from kundo_gdpr.models import Agent
-from kundo_gdpr.web import queries
-from kundo_gdpr.web.app import AGENT, CONFIG, in_db, render, session_of
+from kundo_gdpr import review
+from kundo_gdpr.models import Agent, Request
+from kundo_gdpr.review import Actor, ReviewError
+from kundo_gdpr.web import chart, queries
+from kundo_gdpr.web.app import AGENT, CONFIG, LANG, in_db, render, session_of
 from kundo_gdpr.web.auth import LockedOut, authenticate
+from kundo_gdpr.web.i18n import finding_text, strings
 
 routes = web.RouteTableDef()
 PAGE_SIZE = 50
+REF = "/requests/{reference}"
+# Refusals that are about who the agent is, not about the request: 403.
+FORBIDDEN = frozenset({"admin_only"})
+Action = Callable[[Session, Request, Actor, dict[str, Any]], object]
 
 
-def _agent(request: web.Request) -> Agent:
-    agent = request[AGENT]
+def _actor(request: web.Request) -> Actor:
+    agent: Agent | None = request[AGENT]
     assert agent is not None  # auth_middleware lets no one else through
-    return agent
+    return Actor(agent.email, agent.is_admin)
+
+
+# -- sign-in -------------------------------------------------------------------------
 
 
 @routes.get("/login")
@@ -58,6 +74,9 @@ async def logout(request: web.Request) -> web.Response:
     raise web.HTTPSeeOther("/login")
 
 
+# -- lists ---------------------------------------------------------------------------
+
+
 @routes.get("/")
 async def queue(request: web.Request) -> web.Response:
     state = request.query.get("state", "")
@@ -75,60 +94,143 @@ async def queue(request: web.Request) -> web.Response:
                   due=due, states=queries.REQUEST_STATES, due_filters=queries.DUE_FILTERS)
 
 
-@routes.get("/requests/{reference}")
+@routes.get("/overview")
+async def overview(request: web.Request) -> web.Response:
+    data = await in_db(request, queries.overview)
+    labels = [w["start"].strftime("%d/%m") for w in data["weeks"]]
+    received = chart.bars(labels, [w["received"] for w in data["weeks"]])
+    median = chart.bars(labels, [w["median_days"] for w in data["weeks"]], decimals=1)
+    return render(request, "overview.html", o=data, received=received, median=median)
+
+
+# -- one request -----------------------------------------------------------------------
+
+
+@routes.get(REF)
 async def show(request: web.Request) -> web.Response:
+    return await _page(request, request.query.get("error"))
+
+
+async def _page(request: web.Request, error: str | None, status: int = 200) -> web.Response:
     reference = request.match_info["reference"]
-    detail = await in_db(request, lambda s: queries.detail(s, reference))
+    config = request.app[CONFIG]
+    detail = await in_db(request, lambda s: queries.detail(s, config, reference))
     if detail is None:
-        raise web.HTTPNotFound(text="no such request")
-    return render(request, "request.html", r=detail, error=request.query.get("error"))
+        raise web.HTTPNotFound(text=strings(request[LANG])["error_no_such_request"])
+    known = error if error and f"error_{error}" in strings(request[LANG]) else None
+    for f in detail["findings"]:
+        f["text"] = finding_text(request[LANG], f["code"], f["args"])
+    return render(request, "request.html", status=status, r=detail, error=known,
+                  kinds=review.KINDS, channel_names=review.CHANNELS,
+                  can_correct=detail["state"] in review.CORRECTABLE,
+                  max_months=review.MAX_EXTENSION_MONTHS)
 
 
-@routes.post("/requests/{reference}/approve")
+@routes.post(REF + "/approve")
 async def approve(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
-    agent = _agent(request)
-
-    def act(session: Session, r: Any) -> None:
-        if "erase" in r.kinds and config.policy.erase_needs_admin and not agent.is_admin:
-            raise web.HTTPForbidden(text="only an admin may approve erasure")
-        pipeline.approve(session, r, agent.email)
-
-    return await _decide(request, act)
+    return await _act(request, lambda s, r, a, f: review.approve(s, config, r, a))
 
 
-@routes.post("/requests/{reference}/reject")
+@routes.post(REF + "/reject")
 async def reject(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
-    agent = _agent(request)
-    reason = str((await request.post()).get("reason", "")).strip()
-    if not reason:
-        raise _back(request, "reason_required")
-
-    def act(session: Session, r: Any) -> None:
-        pipeline.reject(session, config, r, agent.email, reason)
-
-    return await _decide(request, act)
+    return await _act(
+        request, lambda s, r, a, f: review.reject(s, config, r, a, str(f.get("reason", "")))
+    )
 
 
-async def _decide(request: web.Request, act: Any) -> web.Response:
+@routes.post(REF + "/correct")
+async def correct(request: web.Request) -> web.Response:
+    config = request.app[CONFIG]
+
+    def act(session: Session, r: Request, actor: Actor, form: dict[str, Any]) -> None:
+        fix = review.parse_correction(str(form.get("subjects", "")), form.get("kinds", []),
+                                      form.get("channels", []))
+        review.correct(session, config, r, actor, fix)
+
+    return await _act(request, act)
+
+
+@routes.post(REF + "/recheck")
+async def recheck(request: web.Request) -> web.Response:
+    config = request.app[CONFIG]
+    return await _act(request, lambda s, r, a, f: review.recheck(s, config, r, a))
+
+
+@routes.post(REF + "/extend")
+async def extend(request: web.Request) -> web.Response:
+    config = request.app[CONFIG]
+
+    def act(session: Session, r: Request, actor: Actor, form: dict[str, Any]) -> None:
+        try:
+            months = int(str(form.get("months", "")))
+        except ValueError as exc:
+            raise ReviewError("extension_too_long") from exc
+        review.extend_deadline(session, config, r, actor, months, str(form.get("reason", "")))
+
+    return await _act(request, act)
+
+
+@routes.post(REF + r"/replies/{reply:\d+}/resend")
+async def resend(request: web.Request) -> web.Response:
+    config = request.app[CONFIG]
+    reply = int(request.match_info["reply"])
+    return await _act(request, lambda s, r, a, f: review.resend(s, config, r, a, reply))
+
+
+@routes.get(REF + r"/exports/{export:\d+}")
+async def download(request: web.Request) -> web.StreamResponse:
+    """The export file, for a signed-in agent only (the auth middleware sees to that)."""
     reference = request.match_info["reference"]
+    export_id = int(request.match_info["export"])
+    actor = _actor(request)
 
-    def unit(session: Session) -> str | None:
+    def fetch(session: Session) -> tuple[Path, str] | str:
         try:
-            r = pipeline.find(session, reference)
-        except LookupError as exc:
-            raise web.HTTPNotFound(text="no such request") from exc
-        try:
-            act(session, r)
-        except pipeline.StateError:
-            return "state"
-        return None
+            r = review.find(session, reference)
+            export = review.kept_export(session, r, export_id)
+        except ReviewError as exc:
+            return exc.code
+        path = Path(export.path)
+        if not path.is_file():
+            return "export_gone"
+        review.record_download(session, r, export, actor)
+        return path, export.filename
 
-    error = await in_db(request, unit)
-    raise _back(request, error)
+    found = await in_db(request, fetch)
+    if isinstance(found, str):
+        text = strings(request[LANG])[f"error_{found}"]
+        raise web.HTTPGone(text=text) if found == "export_gone" else web.HTTPNotFound(text=text)
+    path, filename = found
+    return web.FileResponse(path, headers={
+        "Content-Disposition": f'attachment; filename="{filename}"',
+        "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff",
+    })
 
 
-def _back(request: web.Request, error: str | None) -> web.HTTPSeeOther:
-    url = f"/requests/{request.match_info['reference']}"
-    return web.HTTPSeeOther(f"{url}?error={error}" if error else url)
+async def _act(request: web.Request, action: Action) -> web.Response:
+    """Run one action in one transaction, then show the request again.
+
+    A refusal rolls the transaction back and shows why; success redirects,
+    so a reload does not repeat the action.
+    """
+    reference = request.match_info["reference"]
+    actor = _actor(request)
+    form = await request.post()
+    fields: dict[str, Any] = {k: form.get(k) for k in form if k not in ("kinds", "channels")}
+    fields["kinds"] = [str(v) for v in form.getall("kinds", [])]
+    fields["channels"] = [str(v) for v in form.getall("channels", [])]
+
+    def unit(session: Session) -> None:
+        action(session, review.find(session, reference), actor, fields)
+
+    try:
+        await in_db(request, unit)
+    except ReviewError as exc:
+        if exc.code == "no_such_request":
+            raise web.HTTPNotFound(text=strings(request[LANG])["error_no_such_request"]) from exc
+        if exc.code in FORBIDDEN:
+            return await _page(request, exc.code, status=403)
+        raise web.HTTPSeeOther(f"/requests/{quote(reference)}?error={exc.code}") from exc
+    raise web.HTTPSeeOther(f"/requests/{quote(reference)}")

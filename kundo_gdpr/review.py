@@ -1,0 +1,306 @@
+"""What a support agent may do to a request, for the web app and the CLI alike.
+
+Each function works inside the caller's transaction: it changes the request,
+records one audit event with the agent as actor, and queues the reply the
+change causes, so the caller's commit makes all of it happen or none of it.
+A refused action raises `ReviewError` with a stable code that the pages
+translate; nothing has changed when it does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email
+import email.policy
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import format_datetime
+from itertools import islice
+from typing import Any
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from kundo_gdpr import audit, checks, pipeline
+from kundo_gdpr.config import Config
+from kundo_gdpr.desk import open_desk
+from kundo_gdpr.intake.store import add_months
+from kundo_gdpr.models import Export, OutboundMail, Request, RequestSubject, utcnow
+from kundo_gdpr.models.queue import (
+    HELD,
+    NEEDS_REVIEW,
+    OPEN_STATES,
+    PARSED,
+    QUEUED,
+    SEND_FAILED,
+    SENT,
+)
+from kundo_gdpr.replies.outbox import queue_reply
+from kundo_gdpr.replies.render import new_message_id
+
+KINDS = ("erase", "export")
+CHANNELS = ("mail", "forum", "chat")
+# Art. 12(3): "may be extended by two further months".
+MAX_EXTENSION_MONTHS = 2
+# Corrections change what the checks see, so they are allowed only before a decision.
+CORRECTABLE = (PARSED, NEEDS_REVIEW)
+RESENDABLE = (SENT, SEND_FAILED, HELD)
+SAMPLES_PER_CHANNEL = 3
+
+
+class ReviewError(Exception):
+    """An agent's action was refused; `code` keys the message shown to them."""
+
+    def __init__(self, code: str, detail: str = "") -> None:
+        super().__init__(detail or code)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: the agent's address (the audit actor) and whether they are an admin."""
+
+    email: str
+    is_admin: bool = False
+
+
+# -- deadlines -------------------------------------------------------------------
+
+
+def due_date(request: Request) -> dt.datetime:
+    """The date the answer is due: the extended one when an agent extended it."""
+    return request.deadline_extended_until or request.due_at
+
+
+def due_column() -> ColumnElement[dt.datetime]:
+    """`due_date` as SQL, for filtering and sorting the queue."""
+    return func.coalesce(Request.deadline_extended_until, Request.due_at)
+
+
+def extend_deadline(
+    session: Session, config: Config, request: Request, actor: Actor, months: int, reason: str
+) -> dt.datetime:
+    """Move the deadline to `months` (1 or 2) after the original one and tell the editor.
+
+    `months` counts from the original due date, so extending twice can never
+    pass received + 3 months. Art. 12(3) says the editor must be told within
+    the first month, so an extension after the original due date is refused.
+    """
+    reason = reason.strip()
+    if not reason:
+        raise ReviewError("reason_required")
+    if not 1 <= months <= MAX_EXTENSION_MONTHS:
+        raise ReviewError("extension_too_long")
+    if request.state not in OPEN_STATES:
+        raise ReviewError("state")
+    if not request.sender:
+        raise ReviewError("no_sender")
+    if utcnow() > request.due_at:
+        raise ReviewError("extension_too_late")
+    until = add_months(request.received_at, 1 + months)
+    if until <= due_date(request):
+        raise ReviewError("extension_not_later")
+    request.deadline_extended_until = until
+    request.deadline_extension_reason = reason
+    audit.record(session, "deadline_extended", actor=actor.email, request=request,
+                 until=until.isoformat(), months=months, reason=reason)
+    context = pipeline.reply_context(session, request, reason=reason, extended_until=until)
+    queue_reply(session, config, request, "deadline_extended", context)
+    return until
+
+
+# -- decisions --------------------------------------------------------------------
+
+
+def approve(session: Session, config: Config, request: Request, actor: Actor) -> None:
+    if "erase" in request.kinds and config.policy.erase_needs_admin and not actor.is_admin:
+        raise ReviewError("admin_only")
+    blocking = [f["code"] for f in request.findings if f["severity"] == checks.REJECT]
+    if blocking:
+        # A correction can leave a request the checks would reject; approving it
+        # would act for someone who is not an editor, or on no subject.
+        raise ReviewError("blocking_findings", ", ".join(blocking))
+    try:
+        pipeline.approve(session, request, actor.email)
+    except pipeline.StateError as exc:
+        raise ReviewError("state", str(exc)) from exc
+
+
+def reject(
+    session: Session, config: Config, request: Request, actor: Actor, reason: str
+) -> None:
+    """Reject; the reason becomes the text of the rejection reply."""
+    reason = reason.strip()
+    if not reason:
+        raise ReviewError("reason_required")
+    try:
+        pipeline.reject(session, config, request, actor.email, reason)
+    except pipeline.StateError as exc:
+        raise ReviewError("state", str(exc)) from exc
+
+
+# -- corrections ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Correction:
+    subjects: tuple[str, ...]
+    kinds: tuple[str, ...]
+    channels: tuple[str, ...]
+
+
+def parse_correction(subjects: str, kinds: Iterable[str], channels: Iterable[str]) -> Correction:
+    """The corrected fields from a form: addresses one per line or comma-separated."""
+    addresses: list[str] = []
+    for part in subjects.replace(",", "\n").replace(";", "\n").split():
+        try:
+            address = validate_email(part, check_deliverability=False).normalized.lower()
+        except EmailNotValidError as exc:
+            raise ReviewError("invalid_address", part) from exc
+        if address not in addresses:
+            addresses.append(address)
+    wanted_kinds = tuple(k for k in KINDS if k in set(kinds))
+    wanted_channels = tuple(c for c in CHANNELS if c in set(channels))
+    if set(kinds) - set(KINDS) or set(channels) - set(CHANNELS):
+        raise ReviewError("invalid_choice")
+    return Correction(tuple(addresses), wanted_kinds, wanted_channels)
+
+
+def correct(
+    session: Session, config: Config, request: Request, actor: Actor, fix: Correction
+) -> None:
+    """Replace the parsed subjects, kinds and channels, then run the checks again.
+
+    The parse as the mail gave it stays in the audit trail (the `parsed`
+    event); this adds a `corrected` event with what was and what is now.
+    """
+    if request.state not in CORRECTABLE:
+        raise ReviewError("state")
+    before = _fields(request)
+    request.kinds = list(fix.kinds)
+    request.channel_kinds = list(fix.channels)
+    if list(fix.subjects) != before["subjects"]:
+        request.subjects.clear()
+        session.flush()  # the unique (request, email) must not see old and new at once
+        request.subjects.extend(RequestSubject(email=s) for s in fix.subjects)
+        # The agent typed valid addresses; the parser's complaint no longer holds.
+        request.problems = [p for p in request.problems if p != "invalid_subject"]
+    # The agent chose the channels, so "all data" widening them needs no more review.
+    request.problems = [p for p in request.problems if p != "channels_widened"]
+    audit.record(session, "corrected", actor=actor.email, request=request,
+                 before=before, after=_fields(request))
+    recheck(session, config, request, actor)
+
+
+def recheck(session: Session, config: Config, request: Request, actor: Actor) -> None:
+    """Run the checks again. No reply: the editor already has the receipt, and a
+    rejection is the agent's call, made with a reason."""
+    if request.state not in CORRECTABLE:
+        raise ReviewError("state")
+    ctx = checks.CheckContext(request, open_desk(config.desk.store, session), config)
+    findings = checks.run_checks(ctx)
+    pipeline.apply_findings(session, request, ctx, findings)
+    request.state = NEEDS_REVIEW
+    audit.record(session, "rechecked", actor=actor.email, request=request,
+                 findings=[f.as_dict() for f in findings])
+
+
+def _fields(request: Request) -> dict[str, list[str]]:
+    return {"subjects": [s.email for s in request.subjects], "kinds": list(request.kinds),
+            "channels": list(request.channel_kinds)}
+
+
+# -- replies and exports -----------------------------------------------------------
+
+
+def resend(
+    session: Session, config: Config, request: Request, actor: Actor, reply_id: int
+) -> OutboundMail:
+    """Queue the same rendered reply again, under a new Message-ID.
+
+    A new Message-ID because receivers drop a message whose Message-ID they
+    have seen (Gmail does), so an identical copy of a delivered-but-lost
+    reply would never show up; and because each delivery is then its own
+    row with its own state in the outbox and the audit trail. The body,
+    subject, threading headers and attachments are the original bytes.
+    """
+    old = session.get(OutboundMail, reply_id)
+    if old is None or old.request_id != request.id:
+        raise ReviewError("no_such_reply")
+    if old.state not in RESENDABLE:
+        raise ReviewError("reply_pending")
+    message_id = new_message_id(f"{request.reference}.{old.purpose}.resend",
+                                config.service.message_id_domain)
+    msg = email.message_from_bytes(old.raw, policy=email.policy.default)
+    assert isinstance(msg, EmailMessage)
+    msg.replace_header("Message-ID", message_id)
+    msg.replace_header("Date", format_datetime(utcnow()))
+    row = OutboundMail(request_id=request.id, purpose=old.purpose, message_id=message_id,
+                       to_addr=old.to_addr, subject=old.subject, raw=msg.as_bytes(),
+                       state=QUEUED, next_attempt_at=utcnow())
+    session.add(row)
+    audit.record(session, "reply_resent", actor=actor.email, request=request,
+                 purpose=old.purpose, to=old.to_addr, message_id=message_id,
+                 resend_of=old.message_id)
+    return row
+
+
+def kept_export(session: Session, request: Request, export_id: int) -> Export:
+    """The request's export file while it is kept: not expired, not deleted."""
+    export = session.get(Export, export_id)
+    if export is None or export.request_id != request.id:
+        raise ReviewError("no_such_export")
+    if export.deleted_at is not None or export.expires_at <= utcnow():
+        raise ReviewError("export_gone")
+    return export
+
+
+def record_download(session: Session, request: Request, export: Export, actor: Actor) -> None:
+    export.last_download_at = utcnow()
+    audit.record(session, "export_downloaded", actor=actor.email, request=request,
+                 export_id=export.id, filename=export.filename)
+
+
+# -- preview -------------------------------------------------------------------------
+
+
+def preview(session: Session, config: Config, request: Request) -> dict[str, Any]:
+    """What running the request would touch, per subject: counts per channel and
+    item kind, and a few sample items. Reads only."""
+    desk = open_desk(config.desk.store, session)
+    channels = pipeline.covered_channels(session, desk, request)
+    counts = pipeline.preview(session, config, request)
+    return {
+        subject: {"counts": counts[subject], "samples": _samples(desk.export(subject, channels))}
+        for subject in counts
+    }
+
+
+def _samples(sheets: Iterable[Any]) -> list[dict[str, Any]]:
+    found = []
+    for sheet in sheets:
+        rows = sheet.rows
+        for row in islice(rows, SAMPLES_PER_CHANNEL):
+            found.append({"channel": sheet.kind, **_sample(sheet.columns, row)})
+        if hasattr(rows, "close"):
+            rows.close()  # stop the streaming query early
+    return found
+
+
+def _sample(columns: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
+    values = dict(zip(columns, row, strict=False))
+    title = values.get("title") or values.get("conversation_subject") or values.get("channel")
+    body = " ".join(str(values.get("body") or "").split())
+    return {"date": values.get("date"), "title": str(title or ""),
+            "text": body[:120] + ("…" if len(body) > 120 else "")}
+
+
+def find(session: Session, reference: str) -> Request:
+    """The request with this reference; ReviewError('no_such_request') if none."""
+    request = session.scalar(select(Request).where(Request.reference == reference))
+    if request is None:
+        raise ReviewError("no_such_request", reference)
+    return request
