@@ -7,15 +7,21 @@ happens to the request, and arguments for the reply and the agents' UI.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.parser import BytesHeaderParser
 from typing import Any, Protocol
 
+from sqlalchemy import select
+from sqlalchemy.orm import object_session
+
 from kundo_gdpr import auth
 from kundo_gdpr.config import Config
 from kundo_gdpr.desk import ChannelRef, DeskStore, EditorRef
-from kundo_gdpr.models import Request
+from kundo_gdpr.intake import quotes
+from kundo_gdpr.intake.parse import ADDRESS_LIKE, ParseError, parse
+from kundo_gdpr.models import Organization, Request
 from kundo_gdpr.replies.outbox import OWN_HEADER
 
 # What a finding does to the request, strongest first.
@@ -164,17 +170,20 @@ class Editor:
         if editor is None or not edited:
             return [Finding("not_editor", REJECT, {"sender": ctx.request.sender})]
         ctx.editor = editor
-        organizations = sorted({c.organization_id for c in edited})
-        if len(organizations) > 1:
-            return [
-                Finding(
-                    "ambiguous_organization",
-                    REVIEW,
-                    {"organizations": sorted({c.organization_name for c in edited})},
-                )
-            ]
-        ctx.organization_id = organizations[0]
-        return self._coverage(ctx, edited)
+        own = {c.organization_id: c.organization_name for c in edited}
+        named = organizations_named(ctx.request, ctx.config)
+        mine = [org for org in named if org in own]
+        if len(mine) == 1 or (not named and len(own) == 1):
+            ctx.organization_id = mine[0] if mine else next(iter(own))
+            return self._coverage(ctx, edited)
+        if not mine and len(named) == 1:
+            # Only another organization is named: its channels are listed as
+            # not covered, with who may ask instead; nothing is done.
+            ctx.organization_id = named[0]
+            findings = self._coverage(ctx, edited)
+            ctx.organization_id = None
+            return findings or [Finding("not_editor", REJECT, {"sender": ctx.request.sender})]
+        return [Finding("ambiguous_organization", REVIEW, {"organizations": sorted(own.values())})]
 
     def _coverage(self, ctx: CheckContext, edited: Sequence[ChannelRef]) -> list[Finding]:
         kinds = ctx.request.channel_kinds
@@ -201,6 +210,39 @@ class Editor:
                 )
             )
         return findings
+
+
+def organizations_named(request: Request, config: Config) -> list[int]:
+    """Ids of the organizations the request's own words name (Subject and new text).
+
+    Signatures and quotes are left out: an editor's signature names their
+    employer, which says nothing about which organization a request is for.
+    A name counts as a word, also in the genitive ("Cykelbolagets forum"),
+    with or without a company suffix, or as the organization's slug; never
+    inside an address or a domain. Organization names come from the reference
+    desk's table: the DeskStore protocol has no organization lookup yet.
+    """
+    session = object_session(request)
+    if session is None:
+        return []
+    try:
+        parsed = parse(request.inbound_mail.raw, config.service.support_addresses)
+    except ParseError:
+        return []
+    text = request.subject_line + "\n" + quotes.without_signature(parsed.text)
+    text = ADDRESS_LIKE.sub(" ", text)
+    rows = session.execute(select(Organization.id, Organization.name, Organization.slug))
+    return [org_id for org_id, name, slug in rows if _names(text, name, slug)]
+
+
+COMPANY_SUFFIX = re.compile(r"\s+(?:AB|HB|KB|Ltd|Inc|GmbH|AS|Oy|ApS)\.?$", re.IGNORECASE)
+
+
+def _names(text: str, name: str, slug: str) -> bool:
+    forms = {name, COMPANY_SUFFIX.sub("", name), slug}
+    alternatives = "|".join(re.escape(f).replace(r"\ ", r"\s+") for f in forms if f)
+    pattern = rf"(?<![\w.@-])(?:{alternatives})(?:s|'s|’s)?(?![\w@-]|\.\w)"
+    return re.search(pattern, text, re.IGNORECASE) is not None
 
 
 PIPELINE: tuple[Check, ...] = (

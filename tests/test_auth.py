@@ -20,7 +20,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from kundo_gdpr.config import Config
 from kundo_gdpr.intake.parse import parse
-from kundo_gdpr.models import ChatSession, InboundMail, Request
+from kundo_gdpr.models import (
+    Channel,
+    ChatSession,
+    Editor,
+    InboundMail,
+    Organization,
+    Request,
+    RequestChannel,
+)
 from kundo_gdpr.replies.transports import FolderTransport
 from kundo_gdpr.service import Worker, make_source
 from tests.conftest import make_config
@@ -441,3 +449,103 @@ def test_all_data_next_to_a_named_channel_covers_all_three_but_waits_for_an_agen
     assert "channels_widened" in request.problems
     assert alice_chats(factory) == 2
     assert purposes(auth_config) == ["Vi har tagit emot er begäran"]
+
+
+# -- authorization: which organization, which channels ---------------------------------
+
+
+def _chats_left_by_organization(factory: sessionmaker[Session]) -> list[str]:
+    with factory() as session:
+        return list(session.scalars(
+            select(Organization.slug)
+            .join(Channel, Channel.organization_id == Organization.id)
+            .join(ChatSession, ChatSession.channel_id == Channel.id)
+            .where(ChatSession.visitor_email == "alice@example.com")
+            .order_by(Organization.slug)
+        ))
+
+
+def _covered(factory: sessionmaker[Session]) -> list[int]:
+    with factory() as session:
+        return list(session.scalars(select(RequestChannel.channel_id)))
+
+
+@pytest.fixture
+def kim(world: None, factory: sessionmaker[Session]) -> None:
+    """kim@cykelbolaget.se edits the forum and chat of both organizations, no mail."""
+    with factory.begin() as session:
+        editor = Editor(name="Kim Karlsson", email="kim@cykelbolaget.se")
+        session.add(editor)
+        for channel in session.scalars(select(Channel).where(Channel.kind != "mail")):
+            channel.editors.append(editor)
+
+
+def test_an_editor_of_another_organization_is_told_who_can_ask_instead(
+    world: None, keys: dict[str, bytes], auth_config: Config, engine: Engine,
+    factory: sessionmaker[Session],
+) -> None:
+    body = (
+        "Hej!\n\nRadera alice@example.com i Cykelbolagets forum och chatt.\n\n"
+        f"{SV_ASSERTION}\n\nMed vänliga hälsningar\nOlle\nBokhandeln i Norr\n"
+    )
+    run(auth_config, engine, sign(request_mail("olle@bokhandeln.se", body),
+                                  "mail.bokhandeln.se", keys))
+    request = the_request(factory)
+    assert (request.state, request.authenticated) == ("rejected", True)
+    assert "not_editor" in request.problems
+    assert _covered(factory) == [] and request.organization_id is None
+    not_covered = [f["args"] for f in request.findings if f["code"] == "channel_not_covered"]
+    assert not_covered == [
+        {"channel": "Cykelbolaget AB – forum", "kind": "forum", "editors": ["Eva Ek"]},
+        {"channel": "Cykelbolaget AB – chatt", "kind": "chat", "editors": ["Eva Ek"]},
+    ]
+    assert _chats_left_by_organization(factory) == ["bokhandeln", "cykelbolaget"]
+    (reply,) = outbox_messages(auth_config.path("var/outbox"))
+    assert str(reply["To"]) == "olle@bokhandeln.se"
+    text = reply.get_content()
+    assert "Cykelbolaget AB – forum (kan begäras av: Eva Ek)" in text
+    # Who can ask instead, by name only: never the other editor's address.
+    assert "eva@cykelbolaget.se" not in reply.as_string()
+
+
+def test_an_editor_of_several_organizations_who_names_one_gets_that_one(
+    kim: None, keys: dict[str, bytes], auth_config: Config, engine: Engine,
+    factory: sessionmaker[Session],
+) -> None:
+    body = (
+        "Hej!\n\nRadera alice@example.com i e-post, forum och chatt hos Bokhandeln i Norr.\n\n"
+        f"{SV_ASSERTION}\n\nMed vänliga hälsningar\nKim\nCykelbolaget AB\n"
+    )
+    run(auth_config, engine, sign(request_mail("kim@cykelbolaget.se", body),
+                                  "cykelbolaget.se", keys))
+    request = the_request(factory)
+    assert request.state == "done"
+    with factory() as session:
+        books = session.scalars(select(Organization).where(
+            Organization.slug == "bokhandeln")).one()
+        assert request.organization_id == books.id
+    # Only Bokhandeln's chat went; its mail channel, which Kim does not edit,
+    # is listed with who can ask instead.
+    assert _chats_left_by_organization(factory) == ["cykelbolaget"]
+    not_covered = [f["args"] for f in request.findings if f["code"] == "channel_not_covered"]
+    assert not_covered == [{"channel": "Bokhandeln i Norr – kundtjänst", "kind": "mail",
+                            "editors": ["Olle Ohlsson"]}]
+    assert recipients(auth_config) == ["kim@cykelbolaget.se"] * 2
+
+
+def test_an_editor_of_several_organizations_who_names_none_goes_to_review(
+    kim: None, keys: dict[str, bytes], auth_config: Config, engine: Engine,
+    factory: sessionmaker[Session],
+) -> None:
+    body = (
+        "Hej!\n\nRadera alice@example.com i forum och chatt.\n\n"
+        f"{SV_ASSERTION}\n\nMed vänliga hälsningar\nKim\nCykelbolaget AB\n"
+    )
+    run(auth_config, engine, sign(request_mail("kim@cykelbolaget.se", body),
+                                  "cykelbolaget.se", keys))
+    request = the_request(factory)
+    assert (request.state, request.authenticated) == ("needs_review", True)
+    (finding,) = [f for f in request.findings if f["code"] == "ambiguous_organization"]
+    assert finding["args"]["organizations"] == ["Bokhandeln i Norr", "Cykelbolaget AB"]
+    assert request.organization_id is None and _covered(factory) == []
+    assert _chats_left_by_organization(factory) == ["bokhandeln", "cykelbolaget"]
