@@ -8,8 +8,6 @@ leaves the request in the state the next run resumes from.
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
-import hashlib
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -18,11 +16,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from kundo_gdpr import audit, checks
-from kundo_gdpr.actions.export import XLSX, ExportHeader, write_export
+from kundo_gdpr.actions import erase, package
+from kundo_gdpr.actions.export import ExportHeader
 from kundo_gdpr.config import Config
 from kundo_gdpr.db import claim
 from kundo_gdpr.desk import ChannelRef, Counts, DeskStore, open_desk
-from kundo_gdpr.models import Export, Organization, Request, RequestChannel, utcnow
+from kundo_gdpr.models import Organization, Request, RequestChannel, utcnow
 from kundo_gdpr.models.queue import (
     APPROVED,
     DONE,
@@ -145,41 +144,77 @@ def reject(session: Session, config: Config, request: Request, actor: str, reaso
 
 
 def run_one(factory: sessionmaker[Session], config: Config) -> bool:
-    """Erase and/or export for the next approved request, then queue the done reply."""
+    """Erase and/or export for the next approved request, then queue the done reply.
+
+    Export files and each erase batch commit as they go (`prepare_request`);
+    a last transaction records the result and queues the reply. After a crash
+    the request is still approved, and the next pass resumes where it stopped.
+    """
     with factory.begin() as session:
         request = claim(
             session, select(Request).where(Request.state == APPROVED).order_by(Request.id)
         )
         if request is None:
             return False
-        reference = request.reference
-        try:
-            with session.begin_nested():
+        request_id, reference = request.id, request.reference
+    try:
+        prepare_request(factory, config, request_id)
+        with factory.begin() as session:
+            request = claim(session, select(Request).where(
+                Request.id == request_id, Request.state == APPROVED))
+            if request is not None:  # else another worker has finished it
                 run_request(session, config, request)
-        except Exception as exc:  # the one broad catch of this loop: record, go on
-            log.exception("request %s failed", reference)
-            request.state = FAILED
-            audit.record(session, "failed", request=request, error=f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # the one broad catch of this loop: record, go on
+        log.exception("request %s failed", reference)
+        with factory.begin() as session:
+            failed = session.get(Request, request_id)
+            if failed is not None and failed.state == APPROVED:
+                failed.state = FAILED
+                error = f"{type(exc).__name__}: {exc}"
+                audit.record(session, "failed", request=failed, error=error)
     return True
 
 
+def prepare_request(
+    factory: sessionmaker[Session], config: Config, request_id: int,
+    after_batch: erase.AfterBatch | None = None,
+) -> None:
+    """Write the export files, then erase batch by batch; each step commits."""
+    with factory.begin() as session:
+        request = session.scalars(
+            select(Request).where(Request.id == request_id).with_for_update()).one()
+        desk = open_desk(config.desk.store, session)
+        channels = covered_channels(session, desk, request)
+        subjects, kinds = [s.email for s in request.subjects], list(request.kinds)
+        # Export before erase: a request for both must not export an empty desk.
+        if "export" in kinds and "export" not in (request.result or {}):
+            request.result = {**(request.result or {}),
+                              "export": _export(session, config, desk, request, channels)}
+    if "erase" in kinds:
+        for subject in subjects:
+            erase.erase_subject(factory, config.desk.store, config.erase, request_id, subject,
+                                channels, after_batch)
+
+
 def run_request(session: Session, config: Config, request: Request) -> None:
-    desk = open_desk(config.desk.store, session)
-    channels = covered_channels(session, desk, request)
-    result: dict[str, Any] = {}
+    """Record what the prepared run did, and queue the done reply with the export."""
+    result: dict[str, Any] = dict(request.result or {})
     attachments: list[FileAttachment] = []
-    # Export before erase: a request for both must not export an empty desk.
+    links: list[package.Link] = []
     if "export" in request.kinds:
-        result["export"], attachments = _export(session, config, desk, request, channels)
+        attachments, links = package.deliverables(session, config, request)
     if "erase" in request.kinds:
-        # Listed before erasing: afterwards the addresses are markers.
-        result["mentions"] = _mentions(desk, request, channels)
-        result["erase"] = _erase(desk, request, channels)
+        erased = {s.email: erase.result(session, request.id, s.email) for s in request.subjects}
+        if any(e is None for e in erased.values()):
+            raise StateError(f"{request.reference}: the erase has not finished")
+        result["mentions"] = {s: e.mentions for s, e in erased.items() if e}
+        result["erase"] = {s: e.counts for s, e in erased.items() if e}
     request.result = result
     request.state = DONE
     request.done_at = utcnow()
     audit.record(session, "done", request=request, result=result)
-    queue_reply(session, config, request, "done", reply_context(session, request), attachments)
+    context = reply_context(session, request, links=[dataclasses.asdict(k) for k in links])
+    queue_reply(session, config, request, "done", context, attachments)
 
 
 def covered_channels(session: Session, desk: DeskStore, request: Request) -> list[ChannelRef]:
@@ -193,26 +228,11 @@ def covered_channels(session: Session, desk: DeskStore, request: Request) -> lis
 def preview(session: Session, config: Config, request: Request) -> dict[str, Counts]:
     """What erasing the request would remove, per subject, without changing anything.
 
-    The same shape and numbers as `result["erase"]` after the run (name
-    mentions aside, which are reported but never changed).
+    The same shape and numbers as `result["erase"]` after the run.
     """
     desk = open_desk(config.desk.store, session)
     channels = covered_channels(session, desk, request)
-    return {s.email: desk.count(s.email, channels) for s in request.subjects}
-
-
-def _mentions(
-    desk: DeskStore, request: Request, channels: Sequence[ChannelRef]
-) -> dict[str, list[dict[str, Any]]]:
-    """Per subject, others' items that named them: for the report and an agent's review."""
-    return {
-        s.email: [dataclasses.asdict(m) for m in desk.mentions(s.email, channels)]
-        for s in request.subjects
-    }
-
-
-def _erase(desk: DeskStore, request: Request, channels: Sequence[ChannelRef]) -> dict[str, Counts]:
-    return {s.email: desk.erase(s.email, channels) for s in request.subjects}
+    return {s.email: desk.count(s.email, channels, config.erase) for s in request.subjects}
 
 
 def _export(
@@ -221,33 +241,18 @@ def _export(
     desk: DeskStore,
     request: Request,
     channels: Sequence[ChannelRef],
-) -> tuple[dict[str, dict[str, int]], list[FileAttachment]]:
+) -> dict[str, dict[str, int]]:
     counts: dict[str, dict[str, int]] = {}
-    files: list[FileAttachment] = []
     controller = _organization_name(session, request)
+    folder = config.path(config.export.path)
     for index, subject in enumerate(request.subjects, start=1):
-        filename = f"{request.reference}-{index}.xlsx"
-        path = config.path(config.export.path) / filename
         header = ExportHeader(
             request.reference or "", controller, subject.email, utcnow(), request.language
         )
-        counts[subject.email] = write_export(path, header, desk, channels)
-        data = path.read_bytes()
-        session.add(
-            Export(
-                request_id=request.id,
-                subject=subject.email,
-                path=str(path),
-                filename=filename,
-                content_type=XLSX,
-                size=len(data),
-                sha256=hashlib.sha256(data).hexdigest(),
-                created_at=utcnow(),
-                expires_at=utcnow() + dt.timedelta(hours=config.export.link_ttl_hours),
-            )
-        )
-        files.append(FileAttachment(filename, XLSX, data))
-    return counts, files
+        stem = f"{request.reference}-{index}"
+        counts[subject.email], paths = package.write_files(folder, stem, header, desk, channels)
+        package.record(session, config, request, subject.email, paths)
+    return counts
 
 
 def _organization_name(session: Session, request: Request) -> str:

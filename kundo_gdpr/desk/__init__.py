@@ -15,8 +15,10 @@ from kundo_gdpr.desk.protocol import (
     Counts,
     DeskStore,
     EditorRef,
+    EraseStep,
     ExportSheet,
     Mention,
+    Strategy,
 )
 from kundo_gdpr.desk.sql import SqlDesk
 
@@ -33,7 +35,9 @@ __all__ = [
     "Counts",
     "DeskStore",
     "EditorRef",
+    "EraseStep",
     "ExportSheet",
     "Mention",
+    "Strategy",
     "open_desk",
 ]

@@ -1,24 +1,29 @@
-"""The subject's address and name inside other people's items.
+"""Other people's items that name the subject.
 
-An address is replaced by a marker in the channel's language; a name is only
-counted, for an agent to review, because it may belong to someone else.
-Candidates are found in SQL (lower(column) LIKE), in id-keyed pages of
-`PAGE` rows, and the exact, case-insensitive replacement is made in Python,
-so the same code runs on SQLite and PostgreSQL.
+An item of someone else that holds the subject's exact address has the
+address replaced by a marker (in the channel's language); one that holds a
+name the desk has on file for the subject is only listed, for an agent to
+review, because the name may belong to someone else.
+
+One pass per table finds both: candidates come from SQL (the address or a
+name as a substring, with the database's own case-insensitive match: LIKE on
+SQLite, ILIKE on PostgreSQL, so no lower() copy of every body is made), in
+id-keyed pages of `PAGE` rows; the exact match and the replacement are made
+in Python, so the same code runs on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, func, or_, select, true, update
-from sqlalchemy.orm import InstrumentedAttribute, Session
+from sqlalchemy import ColumnElement, false, func, or_, select, update
+from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from kundo_gdpr import i18n
-from kundo_gdpr.desk.protocol import Mention
+from kundo_gdpr.desk.protocol import Mention, Strategy
 from kundo_gdpr.models import (
     Channel,
     ChatMessage,
@@ -29,34 +34,61 @@ from kundo_gdpr.models import (
     Organization,
 )
 
-PAGE = 1000
+PAGE = 2000
 # A longer list is not something an agent reads; the counts still say how many.
 LISTED = 1000
 
 
 @dataclass(frozen=True)
 class Target:
-    """Text columns of one table that may mention the subject, and who owns a row."""
+    """Text columns of one table that may mention the subject, and who owns a row.
+
+    `owner` None: every row counts as someone else's (after the `messages`
+    mail strategy a conversation keeps no customer address).
+    """
 
     kind: str
     model: Any
     columns: tuple[InstrumentedAttribute[Any], ...]
     channel: InstrumentedAttribute[int]
-    owner: InstrumentedAttribute[Any]
+    owner: InstrumentedAttribute[Any] | None
     join: tuple[Any, Any] | None = None
+    # Rows the strategy erases whole with the subject's items (not mentions).
+    gone: Callable[[str], ColumnElement[bool]] | None = None
+
+    @property
+    def table(self) -> str:
+        return str(self.model.__tablename__)
 
 
-TARGETS = (
-    Target("mail", MailConversation, (MailConversation.subject,), MailConversation.channel_id,
-           MailConversation.customer_email),
-    Target("mail", MailMessage, (MailMessage.from_addr, MailMessage.to_addr, MailMessage.body),
-           MailConversation.channel_id, MailConversation.customer_email,
-           (MailConversation, MailConversation.id == MailMessage.conversation_id)),
-    Target("forum", ForumPost, (ForumPost.title, ForumPost.body), ForumPost.channel_id,
-           ForumPost.author_email),
-    Target("chat", ChatMessage, (ChatMessage.body,), ChatSession.channel_id,
-           ChatSession.visitor_email, (ChatSession, ChatSession.id == ChatMessage.session_id)),
-)
+@dataclass(frozen=True)
+class Page:
+    """One page of the scan: items changed and named, what to list, where to resume."""
+
+    changed: int
+    named: int
+    listed: list[Mention]
+    cursor: tuple[str, int]
+
+
+def targets(kind: str, strategy: Strategy) -> tuple[Target, ...]:
+    if kind == "forum":
+        gone = _in_subjects_threads if strategy.forum == "delete_threads" else None
+        return (Target("forum", ForumPost, (ForumPost.title, ForumPost.body),
+                       ForumPost.channel_id, ForumPost.author_email, gone=gone),)
+    if kind == "chat":
+        return (Target("chat", ChatMessage, (ChatMessage.body,), ChatSession.channel_id,
+                       ChatSession.visitor_email,
+                       (ChatSession, ChatSession.id == ChatMessage.session_id)),)
+    by_message = strategy.mail == "messages"
+    join = (MailConversation, MailConversation.id == MailMessage.conversation_id)
+    return (
+        Target("mail", MailConversation, (MailConversation.subject,), MailConversation.channel_id,
+               None if by_message else MailConversation.customer_email),
+        Target("mail", MailMessage, (MailMessage.from_addr, MailMessage.to_addr, MailMessage.body),
+               MailConversation.channel_id,
+               MailMessage.from_addr if by_message else MailConversation.customer_email, join),
+    )
 
 
 def address_pattern(address: str) -> re.Pattern[str]:
@@ -64,30 +96,49 @@ def address_pattern(address: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![\w.+-]){re.escape(address)}(?![\w-]|\.\w)", re.IGNORECASE)
 
 
-def replace_addresses(
-    session: Session, subject: str, channel_ids: Sequence[int], kind: str, *, dry_run: bool
-) -> int:
-    """Replace the subject's address in others' items; return how many items changed."""
-    changed = 0
-    for language, ids in _by_language(session, channel_ids).items():
-        marker = i18n.text(language, "redacted_mention")
-        for target in (t for t in TARGETS if t.kind == kind):
-            changed += _replace(session, target, subject, ids, marker, dry_run)
-    return changed
+def scan(
+    session: Session, subject: str, names: Sequence[str], channel_ids: Sequence[int],
+    kind: str, strategy: Strategy, *, dry_run: bool, cursor: dict[str, int] | None = None,
+) -> Iterator[Page]:
+    """Others' items in these channels naming the subject, a page at a time.
+
+    Address mentions are replaced (unless `dry_run`) in the caller's
+    transaction before the page is yielded; name mentions are only counted
+    and listed. Paging resumes after `cursor[table]`.
+    """
+    if not channel_ids:
+        return
+    markers = _markers(session, channel_ids)
+    pattern = address_pattern(subject)
+    folded = [n.casefold() for n in names]
+    for target in targets(kind, strategy):
+        needles = [subject, *names]
+        hit = or_(*(_contains(session, c, n) for c in target.columns for n in needles))
+        last = (cursor or {}).get(target.table, 0)
+        for rows in _pages(session, target, subject, channel_ids, hit, last):
+            yield _page(session, target, rows, pattern, folded, markers, dry_run)
 
 
-def count_names(
-    session: Session, subject: str, names: Sequence[str], channel_ids: Sequence[int], kind: str
-) -> int:
-    """Others' items whose text contains one of the subject's stored names."""
-    if not names or not channel_ids:
-        return 0
-    total = 0
-    for target in (t for t in TARGETS if t.kind == kind):
-        hit = or_(*(_like(c, n) for c in target.columns for n in names))
-        stmt = _candidates(target, subject, channel_ids, hit)
-        total += int(session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
-    return total
+def _page(
+    session: Session, target: Target, rows: list[Any], pattern: re.Pattern[str],
+    names: list[str], markers: dict[int, str], dry_run: bool,
+) -> Page:
+    updates: list[dict[str, Any]] = []
+    listed: list[Mention] = []
+    named = 0
+    for row in rows:
+        values = {c.key: row[i + 2] for i, c in enumerate(target.columns)}
+        new = {k: pattern.sub(markers[row[1]], v) for k, v in values.items() if v}
+        if any(new[k] != values[k] for k in new):
+            updates.append({"id": row[0], **new})
+            listed.append(Mention(target.kind, target.table, row[0], "address"))
+        text = "\n".join(v for v in values.values() if v).casefold()
+        if any(n in text for n in names):
+            named += 1
+            listed.append(Mention(target.kind, target.table, row[0], "name"))
+    if updates and not dry_run:
+        session.execute(update(target.model), updates)
+    return Page(len(updates), named, listed, (target.table, rows[-1][0]))
 
 
 def stored_names(session: Session, subject: str, channel_ids: Sequence[int]) -> list[str]:
@@ -107,94 +158,52 @@ def stored_names(session: Session, subject: str, channel_ids: Sequence[int]) -> 
     return sorted(found)
 
 
-def find(
-    session: Session, subject: str, names: Sequence[str], channel_ids: Sequence[int], kind: str
-) -> list[Mention]:
-    """Others' items holding the address or one of the names, at most `LISTED` per kind."""
-    found: list[Mention] = []
-    pattern = address_pattern(subject)
-    for target in (t for t in TARGETS if t.kind == kind):
-        table = target.model.__tablename__
-        hit = or_(*(_like(c, subject) for c in target.columns))
-        for rows in _pages(session, target, subject, channel_ids, hit):
-            found += [Mention(kind, table, r[0], "address") for r in rows
-                      if any(v and pattern.search(v) for v in r[1:])]
-            if len(found) >= LISTED:
-                break
-        if names:
-            named = or_(*(_like(c, n) for c in target.columns for n in names))
-            stmt = _candidates(target, subject, channel_ids, named)
-            found += [Mention(kind, table, i, "name")
-                      for i in session.scalars(stmt.order_by(target.model.id).limit(LISTED))]
-    return found[:LISTED]
-
-
-def _replace(
-    session: Session, target: Target, subject: str, channel_ids: Sequence[int], marker: str,
-    dry_run: bool,
-) -> int:
-    pattern = address_pattern(subject)
-    hit = or_(*(_like(c, subject) for c in target.columns))
-    changed = 0
-    for rows in _pages(session, target, subject, channel_ids, hit):
-        updates = []
-        for row in rows:
-            values = {c.key: row[i + 1] for i, c in enumerate(target.columns)}
-            new = {k: pattern.sub(marker, v) for k, v in values.items() if v is not None}
-            if any(new[k] != values[k] for k in new):
-                updates.append({"id": row[0], **new})
-        changed += len(updates)
-        if updates and not dry_run:
-            session.execute(update(target.model), updates)
-    return changed
-
-
 def _pages(
     session: Session, target: Target, subject: str, channel_ids: Sequence[int],
-    hit: ColumnElement[bool],
+    hit: ColumnElement[bool], last: int,
 ) -> Iterator[list[Any]]:
     # Keyset pages: a candidate the exact pattern rejects (malice@…) still
-    # matches LIKE, so paging by "what still matches" would never end.
-    last = 0
+    # matches the substring test, so paging by "what still matches" would
+    # never end; and a resumed scan starts after the last committed page.
     while True:
-        stmt = _candidates(target, subject, channel_ids, hit, target.model.id > last)
-        stmt = stmt.add_columns(*target.columns).order_by(target.model.id).limit(PAGE)
-        rows = list(session.execute(stmt))
+        stmt = select(target.model.id, target.channel, *target.columns)
+        if target.join is not None:
+            stmt = stmt.join(*target.join)
+        stmt = stmt.where(target.channel.in_(list(channel_ids)), hit, target.model.id > last)
+        if target.owner is not None:
+            stmt = stmt.where(func.coalesce(func.lower(target.owner), "") != subject.lower())
+        if target.gone is not None:
+            stmt = stmt.where(~target.gone(subject))
+        rows = list(session.execute(stmt.order_by(target.model.id).limit(PAGE)))
         if not rows:
             return
         yield rows
         last = rows[-1][0]
 
 
-def _candidates(
-    target: Target, subject: str, channel_ids: Sequence[int], hit: ColumnElement[bool],
-    after: ColumnElement[bool] | None = None,
-) -> Any:
-    stmt = select(target.model.id)
-    if target.join is not None:
-        stmt = stmt.join(*target.join)
-    return stmt.where(
-        target.channel.in_(list(channel_ids)),
-        func.coalesce(func.lower(target.owner), "") != subject.lower(),
-        hit,
-        true() if after is None else after,
-    )
+def _in_subjects_threads(subject: str) -> ColumnElement[bool]:
+    opener = aliased(ForumPost)
+    return ForumPost.topic_id.in_(select(opener.id).where(
+        func.lower(opener.author_email) == subject.lower(), opener.topic_id.is_(None)))
 
 
-def _like(column: InstrumentedAttribute[Any], needle: str) -> ColumnElement[bool]:
+def _contains(
+    session: Session, column: InstrumentedAttribute[Any], needle: str
+) -> ColumnElement[bool]:
     if not needle:
         return false()
-    escaped = needle.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return func.lower(column).like(f"%{escaped}%", escape="\\")
+    escaped = needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    if session.get_bind().dialect.name == "postgresql":
+        return column.ilike(f"%{escaped}%", escape="\\")
+    # SQLite's LIKE already ignores (ASCII) case; lower(column) would copy every body.
+    return column.like(f"%{escaped}%", escape="\\")
 
 
-def _by_language(session: Session, channel_ids: Sequence[int]) -> dict[str, list[int]]:
+def _markers(session: Session, channel_ids: Sequence[int]) -> dict[int, str]:
+    """The mention marker for each channel, in its organization's language."""
     stmt = (
         select(Channel.id, Organization.language)
         .join(Organization, Organization.id == Channel.organization_id)
         .where(Channel.id.in_(list(channel_ids)))
     )
-    groups: dict[str, list[int]] = {}
-    for channel_id, language in session.execute(stmt):
-        groups.setdefault(language, []).append(channel_id)
-    return groups
+    return {cid: i18n.text(lang, "redacted_mention") for cid, lang in session.execute(stmt)}

@@ -6,6 +6,11 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from kundo_gdpr.config import EraseConfig
+
+# What erasing takes away per channel kind; config section [erase].
+Strategy = EraseConfig
+DEFAULT = Strategy()
 # {channel kind: {item kind: count}}, e.g. {"forum": {"posts": 3, "redacted": 1}}
 Counts = dict[str, dict[str, int]]
 
@@ -45,6 +50,19 @@ class Mention:
     found: str
 
 
+@dataclass(frozen=True)
+class EraseStep:
+    """One batch of an erase, done in the caller's transaction.
+
+    `counts` is what the batch removed or changed, `mentions` the others'
+    items it listed, and `cursor` where the mention scan resumes after it.
+    """
+
+    counts: Counts
+    mentions: list[Mention]
+    cursor: dict[str, int]
+
+
 class DeskStore(Protocol):
     """Reads and changes the desk inside the caller's transaction."""
 
@@ -60,15 +78,38 @@ class DeskStore(Protocol):
     def channel_editor_names(self, channel_id: int) -> list[str]:
         """Names of the channel's editors (for 'who can ask instead')."""
 
-    def count(self, subject: str, channels: Sequence[ChannelRef]) -> Counts:
+    def stored_names(self, subject: str, channels: Sequence[ChannelRef]) -> list[str]:
+        """The names the desk has on file for the subject (for name mentions)."""
+
+    def count(
+        self, subject: str, channels: Sequence[ChannelRef], strategy: Strategy = DEFAULT
+    ) -> Counts:
         """What `erase` would touch, without changing anything."""
 
-    def mentions(self, subject: str, channels: Sequence[ChannelRef]) -> list[Mention]:
+    def mentions(
+        self, subject: str, channels: Sequence[ChannelRef], strategy: Strategy = DEFAULT
+    ) -> list[Mention]:
         """Others' items holding the subject's address (which `erase` replaces)
         or stored name (which an agent reviews), without changing anything."""
 
-    def erase(self, subject: str, channels: Sequence[ChannelRef]) -> Counts:
-        """Remove the subject's items from these channels; return what went."""
+    def erase(
+        self,
+        subject: str,
+        channels: Sequence[ChannelRef],
+        strategy: Strategy = DEFAULT,
+        names: Sequence[str] | None = None,
+        cursor: dict[str, int] | None = None,
+    ) -> Iterator[EraseStep]:
+        """Remove the subject's items batch by batch, each in the caller's transaction.
+
+        The caller may commit after each step; a later call (with the stored
+        `names` and last `cursor`) goes on from there and counts nothing twice.
+        """
 
     def export(self, subject: str, channels: Sequence[ChannelRef]) -> Iterator[ExportSheet]:
         """The subject's items, one sheet per channel kind, streamed."""
+
+    def attachments(
+        self, subject: str, channels: Sequence[ChannelRef]
+    ) -> Iterator[tuple[str, int, str, bytes]]:
+        """Files on the exported items: (channel kind, attachment id, filename, data)."""

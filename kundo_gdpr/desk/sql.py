@@ -1,7 +1,7 @@
 """DeskStore over the reference schema in models/desk.py.
 
-Set-based SQL throughout: one statement per item kind, never a row at a time
-through the ORM, so erasing thousands of items is a handful of statements.
+Set-based SQL throughout, never a row at a time through the ORM; erasing is
+in `sql_erase`, the scan of others' items in `mentions`.
 """
 
 from __future__ import annotations
@@ -9,12 +9,21 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, delete, exists, func, select, update
-from sqlalchemy.orm import Session, aliased
+from sqlalchemy import ColumnElement, Select, and_, func, select
+from sqlalchemy.orm import Session
 
-from kundo_gdpr import i18n
 from kundo_gdpr.desk import mentions
-from kundo_gdpr.desk.protocol import ChannelRef, Counts, EditorRef, ExportSheet, Mention
+from kundo_gdpr.desk.protocol import (
+    DEFAULT,
+    ChannelRef,
+    Counts,
+    EditorRef,
+    EraseStep,
+    ExportSheet,
+    Mention,
+    Strategy,
+)
+from kundo_gdpr.desk.sql_erase import SqlEraser, item_kinds
 from kundo_gdpr.models import (
     Attachment,
     Channel,
@@ -31,8 +40,7 @@ from kundo_gdpr.models import (
 MAIL_COLUMNS = ("conversation", "conversation_subject", "direction", "from", "to", "date", "body")
 FORUM_COLUMNS = ("post", "channel", "topic", "title", "author_name", "author_ip", "date", "body")
 CHAT_COLUMNS = ("session", "channel", "visitor_ip", "sender", "date", "body")
-# Ids per erase statement: bounded work and locks, however heavy the subject.
-BATCH = 1000
+KINDS = ("mail", "forum", "chat")
 
 
 class SqlDesk:
@@ -78,172 +86,56 @@ class SqlDesk:
 
     # -- counting and erasing -----------------------------------------------
 
-    def count(self, subject: str, channels: Sequence[ChannelRef]) -> Counts:
-        ids = _ids(channels, "mail"), _ids(channels, "forum"), _ids(channels, "chat")
-        names = mentions.stored_names(self.session, subject, [c.id for c in channels])
-        counts: Counts = {}
-        if ids[0]:
-            counts["mail"] = self._mail_counts(subject, ids[0])
-        if ids[1]:
-            counts["forum"] = self._forum_counts(subject, ids[1])
-        if ids[2]:
-            counts["chat"] = self._chat_counts(subject, ids[2])
-        for kind, kind_ids in zip(("mail", "forum", "chat"), ids, strict=True):
-            if kind_ids:
-                counts[kind].update(self._mentions(subject, names, kind, kind_ids, dry_run=True))
+    def stored_names(self, subject: str, channels: Sequence[ChannelRef]) -> list[str]:
+        return mentions.stored_names(self.session, subject, [c.id for c in channels])
+
+    def count(
+        self, subject: str, channels: Sequence[ChannelRef], strategy: Strategy = DEFAULT
+    ) -> Counts:
+        eraser = SqlEraser(self.session, subject)
+        names = self.stored_names(subject, channels)
+        counts = zero_counts(channels, strategy)
+        for kind, items in counts.items():
+            ids = _ids(channels, kind)
+            items.update(eraser.counts(kind, ids, strategy))
+            for page in mentions.scan(self.session, subject, names, ids, kind, strategy,
+                                      dry_run=True):
+                items["mentions"] += page.changed
+                items["name_mentions"] += page.named
         return counts
 
-    def mentions(self, subject: str, channels: Sequence[ChannelRef]) -> list[Mention]:
-        names = mentions.stored_names(self.session, subject, [c.id for c in channels])
+    def mentions(
+        self, subject: str, channels: Sequence[ChannelRef], strategy: Strategy = DEFAULT
+    ) -> list[Mention]:
+        names = self.stored_names(subject, channels)
         found: list[Mention] = []
-        for kind in ("mail", "forum", "chat"):
+        for kind in KINDS:
+            for page in mentions.scan(self.session, subject, names, _ids(channels, kind), kind,
+                                      strategy, dry_run=True):
+                found += page.listed
+        return found[: mentions.LISTED]
+
+    def erase(
+        self,
+        subject: str,
+        channels: Sequence[ChannelRef],
+        strategy: Strategy = DEFAULT,
+        names: Sequence[str] | None = None,
+        cursor: dict[str, int] | None = None,
+    ) -> Iterator[EraseStep]:
+        """Deletes first, batch by batch; then the scan of others' items, page by page."""
+        if names is None:
+            names = self.stored_names(subject, channels)
+        eraser = SqlEraser(self.session, subject)
+        for kind in KINDS:
             if ids := _ids(channels, kind):
-                found += mentions.find(self.session, subject, names, ids, kind)
-        return found
-
-    def erase(self, subject: str, channels: Sequence[ChannelRef]) -> Counts:
-        """Erase in batches of `BATCH` ids; counts are what this call removed.
-
-        Every batch removes its rows from the match, so a re-run after a
-        crash picks up where the last committed work ended and counts only
-        what is left.
-        """
-        names = mentions.stored_names(self.session, subject, [c.id for c in channels])
-        counts: Counts = {}
-        if ids := _ids(channels, "mail"):
-            counts["mail"] = self._erase_mail(subject, ids)
-        if ids := _ids(channels, "forum"):
-            counts["forum"] = self._erase_forum(subject, ids)
-        if ids := _ids(channels, "chat"):
-            counts["chat"] = self._erase_chat(subject, ids)
-        for kind in counts:
-            kind_ids = _ids(channels, kind)
-            counts[kind].update(self._mentions(subject, names, kind, kind_ids, dry_run=False))
-        return counts
-
-    def _mentions(
-        self, subject: str, names: list[str], kind: str, ids: list[int], *, dry_run: bool
-    ) -> dict[str, int]:
-        return {
-            "mentions": mentions.replace_addresses(
-                self.session, subject, ids, kind, dry_run=dry_run
-            ),
-            "name_mentions": mentions.count_names(self.session, subject, names, ids, kind),
-        }
-
-    def _mail_counts(self, subject: str, ids: list[int]) -> dict[str, int]:
-        conversations = select(MailConversation.id).where(_conversation_match(subject, ids))
-        messages = select(MailMessage.id).where(MailMessage.conversation_id.in_(conversations))
-        return {
-            "conversations": self._count(conversations),
-            "messages": self._count(messages),
-            "attachments": self._count(
-                select(Attachment.id).where(Attachment.mail_message_id.in_(messages))
-            ),
-        }
-
-    def _forum_counts(self, subject: str, ids: list[int]) -> dict[str, int]:
-        posts = select(ForumPost.id).where(_post_match(subject, ids))
-        kept_openers = posts.where(_has_others_replies(subject))
-        return {
-            "posts": self._count(posts.where(~_has_others_replies(subject))),
-            "redacted": self._count(kept_openers),
-            "attachments": self._count(
-                select(Attachment.id).where(Attachment.forum_post_id.in_(posts))
-            ),
-        }
-
-    def _chat_counts(self, subject: str, ids: list[int]) -> dict[str, int]:
-        sessions = select(ChatSession.id).where(_session_match(subject, ids))
-        messages = select(ChatMessage.id).where(ChatMessage.session_id.in_(sessions))
-        return {
-            "sessions": self._count(sessions),
-            "messages": self._count(messages),
-            "attachments": self._count(
-                select(Attachment.id).where(Attachment.chat_message_id.in_(messages))
-            ),
-        }
-
-    def _erase_mail(self, subject: str, ids: list[int]) -> dict[str, int]:
-        counts = {"conversations": 0, "messages": 0, "attachments": 0}
-        match = select(MailConversation.id).where(_conversation_match(subject, ids))
-        for batch in self._batches(match.order_by(MailConversation.id)):
-            messages = select(MailMessage.id).where(MailMessage.conversation_id.in_(batch))
-            counts["attachments"] += self._delete(
-                delete(Attachment).where(Attachment.mail_message_id.in_(messages))
-            )
-            counts["messages"] += self._delete(
-                delete(MailMessage).where(MailMessage.conversation_id.in_(batch))
-            )
-            counts["conversations"] += self._delete(
-                delete(MailConversation).where(MailConversation.id.in_(batch))
-            )
-        return counts
-
-    def _erase_chat(self, subject: str, ids: list[int]) -> dict[str, int]:
-        counts = {"sessions": 0, "messages": 0, "attachments": 0}
-        match = select(ChatSession.id).where(_session_match(subject, ids))
-        for batch in self._batches(match.order_by(ChatSession.id)):
-            messages = select(ChatMessage.id).where(ChatMessage.session_id.in_(batch))
-            counts["attachments"] += self._delete(
-                delete(Attachment).where(Attachment.chat_message_id.in_(messages))
-            )
-            counts["messages"] += self._delete(
-                delete(ChatMessage).where(ChatMessage.session_id.in_(batch))
-            )
-            counts["sessions"] += self._delete(
-                delete(ChatSession).where(ChatSession.id.in_(batch))
-            )
-        return counts
-
-    def _erase_forum(self, subject: str, ids: list[int]) -> dict[str, int]:
-        counts = {"posts": 0, "redacted": 0, "attachments": 0}
-        # Replies first, so that deleting an opener never cascades to one of
-        # the subject's own replies before it is counted.
-        match = select(ForumPost.id).where(_post_match(subject, ids))
-        ordered = match.order_by(ForumPost.topic_id.is_(None), ForumPost.id)
-        for batch in self._batches(ordered):
-            counts["attachments"] += self._delete(
-                delete(Attachment).where(Attachment.forum_post_id.in_(batch))
-            )
-            # An opening post that others replied to is redacted, not deleted:
-            # deleting it would take their replies (and their thread) with it.
-            openers = list(self.session.scalars(
-                select(ForumPost.id).where(ForumPost.id.in_(batch), _has_others_replies(subject))
-            ))
-            counts["redacted"] += self._redact(openers)
-            counts["posts"] += self._delete(
-                delete(ForumPost).where(ForumPost.id.in_(batch), ForumPost.id.not_in(openers))
-            )
-        return counts
-
-    def _redact(self, opener_ids: list[int]) -> int:
-        if not opener_ids:
-            return 0
-        redact = {"author_name": None, "author_email": None, "author_ip": None}
-        # Every kept opener gets the English marker; Swedish channels then get theirs.
-        self.session.execute(
-            update(ForumPost)
-            .where(ForumPost.id.in_(opener_ids))
-            .values(body=i18n.text("en", "redacted_post"), **redact)
-        )
-        self.session.execute(
-            update(ForumPost)
-            .where(ForumPost.id.in_(opener_ids), ForumPost.channel_id.in_(_channels_in("sv")))
-            .values(body=i18n.text("sv", "redacted_post"))
-        )
-        return len(opener_ids)
-
-    def _batches(self, match: Select[*tuple[Any, ...]]) -> Iterator[list[int]]:
-        """Pages of matching ids; the caller removes each page from the match."""
-        while batch := list(self.session.scalars(match.limit(BATCH))):
-            yield batch
-
-    def _delete(self, stmt: Any) -> int:
-        return int(getattr(self.session.execute(stmt), "rowcount", 0) or 0)
-
-    def _count(self, stmt: Select[*tuple[Any, ...]]) -> int:
-        return int(self.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
+                for batch in eraser.steps(kind, ids, strategy):
+                    yield EraseStep({kind: batch}, [], {})
+        for kind in KINDS:
+            for page in mentions.scan(self.session, subject, names, _ids(channels, kind), kind,
+                                      strategy, dry_run=False, cursor=cursor):
+                counts = {kind: {"mentions": page.changed, "name_mentions": page.named}}
+                yield EraseStep(counts, page.listed, dict([page.cursor]))
 
     # -- exporting ----------------------------------------------------------
 
@@ -254,6 +146,29 @@ class SqlDesk:
             yield ExportSheet("forum", FORUM_COLUMNS, self._forum_rows(subject, ids))
         if ids := _ids(channels, "chat"):
             yield ExportSheet("chat", CHAT_COLUMNS, self._chat_rows(subject, ids))
+
+    def attachments(
+        self, subject: str, channels: Sequence[ChannelRef]
+    ) -> Iterator[tuple[str, int, str, bytes]]:
+        if ids := _ids(channels, "mail"):
+            conversations = select(MailConversation.id).where(_conversation_match(subject, ids))
+            messages = select(MailMessage.id).where(MailMessage.conversation_id.in_(conversations))
+            yield from self._files("mail", Attachment.mail_message_id.in_(messages))
+        if ids := _ids(channels, "forum"):
+            posts = select(ForumPost.id).where(_post_match(subject, ids))
+            yield from self._files("forum", Attachment.forum_post_id.in_(posts))
+        if ids := _ids(channels, "chat"):
+            sessions = select(ChatSession.id).where(_session_match(subject, ids))
+            messages = select(ChatMessage.id).where(ChatMessage.session_id.in_(sessions))
+            yield from self._files("chat", Attachment.chat_message_id.in_(messages))
+
+    def _files(
+        self, kind: str, where: ColumnElement[bool]
+    ) -> Iterator[tuple[str, int, str, bytes]]:
+        stmt = select(Attachment.id, Attachment.filename, Attachment.data).where(where)
+        for row in self.session.execute(stmt.order_by(Attachment.id).execution_options(
+                yield_per=50)):
+            yield kind, row.id, row.filename, row.data
 
     def _mail_rows(self, subject: str, ids: list[int]) -> Iterator[tuple[Any, ...]]:
         stmt = (
@@ -327,6 +242,22 @@ def _ids(channels: Sequence[ChannelRef], kind: str) -> list[int]:
     return [c.id for c in channels if c.kind == kind]
 
 
+def zero_counts(channels: Sequence[ChannelRef], strategy: Strategy) -> Counts:
+    """Every count an erase of these channels reports, at zero, in report order."""
+    return {
+        kind: dict.fromkeys((*item_kinds(kind, strategy), "mentions", "name_mentions"), 0)
+        for kind in KINDS if _ids(channels, kind)
+    }
+
+
+def add(into: Counts, delta: Counts) -> Counts:
+    for kind, items in delta.items():
+        for name, n in items.items():
+            into.setdefault(kind, {}).setdefault(name, 0)
+            into[kind][name] += n
+    return into
+
+
 def _conversation_match(subject: str, ids: list[int]) -> ColumnElement[bool]:
     return and_(
         func.lower(MailConversation.customer_email) == subject.lower(),
@@ -343,23 +274,4 @@ def _post_match(subject: str, ids: list[int]) -> ColumnElement[bool]:
 def _session_match(subject: str, ids: list[int]) -> ColumnElement[bool]:
     return and_(
         func.lower(ChatSession.visitor_email) == subject.lower(), ChatSession.channel_id.in_(ids)
-    )
-
-
-def _has_others_replies(subject: str) -> ColumnElement[bool]:
-    reply = aliased(ForumPost)
-    return and_(
-        ForumPost.topic_id.is_(None),
-        exists().where(
-            reply.topic_id == ForumPost.id,
-            func.coalesce(func.lower(reply.author_email), "") != subject.lower(),
-        ),
-    )
-
-
-def _channels_in(language: str) -> Select[int]:
-    return (
-        select(Channel.id)
-        .join(Organization, Organization.id == Channel.organization_id)
-        .where(Organization.language == language)
     )

@@ -93,7 +93,11 @@ class ForumPost(Base):
     topic_id: Mapped[int | None] = mapped_column(
         ForeignKey("forum_posts.id", ondelete="CASCADE"), index=True
     )
-    parent_id: Mapped[int | None] = mapped_column(ForeignKey("forum_posts.id", ondelete="SET NULL"))
+    # Indexed: deleting a post sets its children's parent_id to NULL, which
+    # without an index scans every post of the desk once per deleted post.
+    parent_id: Mapped[int | None] = mapped_column(
+        ForeignKey("forum_posts.id", ondelete="SET NULL"), index=True
+    )
     author_name: Mapped[str | None] = mapped_column(String(200))
     author_email: Mapped[str | None] = mapped_column(String(320))
     author_ip: Mapped[str | None] = mapped_column(String(45))

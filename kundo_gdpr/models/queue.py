@@ -201,3 +201,28 @@ class Export(Base):
     expires_at: Mapped[dt.datetime] = mapped_column(UtcDateTime)
     deleted_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
     last_download_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+
+
+class EraseProgress(Base):
+    """How far erasing one subject of a request has come.
+
+    Updated in the same transaction as each erase batch, so after a crash the
+    counts here are exactly what committed batches removed, and a re-run adds
+    only what is left.
+    """
+
+    __tablename__ = "erase_progress"
+    __table_args__ = (UniqueConstraint("request_id", "subject", name="uq_erase_progress_subject"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id", ondelete="RESTRICT"))
+    subject: Mapped[str] = mapped_column(String(320))
+    # The subject's stored names, taken before the first batch removes them.
+    names: Mapped[list[str]] = mapped_column(JSON, default=list)
+    counts: Mapped[dict[str, dict[str, int]]] = mapped_column(JSON, default=dict)
+    # Others' items that named the subject, as listed in the request's report.
+    mentions: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # Where the scan of others' items resumes: {table: last id done}.
+    cursor: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    batches: Mapped[int] = mapped_column(Integer, default=0)
+    done_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)

@@ -1,0 +1,268 @@
+"""Erasing and counting on the reference schema, per channel kind and strategy.
+
+Set-based SQL in batches of `BATCH` ids: each batch is a handful of
+statements, never a row at a time through the ORM. Every batch removes its
+rows from the match (deleted, or the subject's address cleared), so the next
+batch, or a re-run after a crash, sees only what is left.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, delete, exists, func, select, update
+from sqlalchemy.orm import Session, aliased
+
+from kundo_gdpr import i18n
+from kundo_gdpr.desk.protocol import Strategy
+from kundo_gdpr.models import (
+    Attachment,
+    Channel,
+    ChatMessage,
+    ChatSession,
+    ForumPost,
+    MailConversation,
+    MailMessage,
+    Organization,
+)
+
+# Ids per batch: bounded work, locks and transaction size, however heavy the subject.
+BATCH = 1000
+Batch = dict[str, int]
+
+
+def item_kinds(kind: str, strategy: Strategy) -> tuple[str, ...]:
+    """The item counts an erase of this channel kind reports, in order."""
+    if kind == "mail":
+        if strategy.mail == "messages":
+            return ("messages", "attachments", "anonymised")
+        return ("conversations", "messages", "attachments")
+    if kind == "forum":
+        if strategy.forum == "delete_threads":
+            return ("posts", "replies", "attachments")
+        return ("posts", "redacted", "attachments")
+    return ("sessions", "messages", "attachments")
+
+
+class SqlEraser:
+    def __init__(self, session: Session, subject: str) -> None:
+        self.session = session
+        self.subject = subject.lower()
+
+    def steps(self, kind: str, ids: list[int], strategy: Strategy) -> Iterator[Batch]:
+        """Erase the subject's items of one channel kind, yielding each batch's counts."""
+        if kind == "mail":
+            return self._mail_messages(ids) if strategy.mail == "messages" else self._mail(ids)
+        if kind == "forum":
+            if strategy.forum == "delete_threads":
+                return self._forum_threads(ids)
+            return self._forum_posts(ids)
+        return self._chat(ids)
+
+    def counts(self, kind: str, ids: list[int], strategy: Strategy) -> Batch:
+        """What `steps` would remove, without changing anything."""
+        count: dict[str, Callable[[list[int]], Batch]] = {
+            "conversations": self._count_mail, "messages": self._count_mail_messages,
+            "posts": self._count_forum, "delete_threads": self._count_threads,
+            "sessions": self._count_chat,
+        }
+        return count[getattr(strategy, kind)](ids)
+
+    # -- mail ---------------------------------------------------------------
+
+    def _mail(self, ids: list[int]) -> Iterator[Batch]:
+        match = select(MailConversation.id).where(self._conversation(ids))
+        for batch in self._batches(match.order_by(MailConversation.id)):
+            messages = select(MailMessage.id).where(MailMessage.conversation_id.in_(batch))
+            yield {
+                "attachments": self._run(
+                    delete(Attachment).where(Attachment.mail_message_id.in_(messages))),
+                "messages": self._run(
+                    delete(MailMessage).where(MailMessage.conversation_id.in_(batch))),
+                "conversations": self._run(
+                    delete(MailConversation).where(MailConversation.id.in_(batch))),
+            }
+
+    def _mail_messages(self, ids: list[int]) -> Iterator[Batch]:
+        # Only what the subject sent goes; the conversation stays for the
+        # agents' side, without the subject's name and address.
+        sent = self._sent(ids).order_by(MailMessage.id)
+        for batch in self._batches(sent):
+            yield {
+                "attachments": self._run(
+                    delete(Attachment).where(Attachment.mail_message_id.in_(batch))),
+                "messages": self._run(delete(MailMessage).where(MailMessage.id.in_(batch))),
+            }
+        match = select(MailConversation.id).where(self._conversation(ids))
+        for batch in self._batches(match.order_by(MailConversation.id)):
+            yield {"anonymised": self._run(
+                update(MailConversation).where(MailConversation.id.in_(batch))
+                .values(customer_email=None, customer_name=None))}
+
+    def _count_mail(self, ids: list[int]) -> Batch:
+        conversations = select(MailConversation.id).where(self._conversation(ids))
+        messages = select(MailMessage.id).where(MailMessage.conversation_id.in_(conversations))
+        return {
+            "conversations": self._count(conversations),
+            "messages": self._count(messages),
+            "attachments": self._count(
+                select(Attachment.id).where(Attachment.mail_message_id.in_(messages))),
+        }
+
+    def _count_mail_messages(self, ids: list[int]) -> Batch:
+        sent = self._sent(ids)
+        return {
+            "messages": self._count(sent),
+            "attachments": self._count(
+                select(Attachment.id).where(Attachment.mail_message_id.in_(sent))),
+            "anonymised": self._count(
+                select(MailConversation.id).where(self._conversation(ids))),
+        }
+
+    def _conversation(self, ids: list[int]) -> ColumnElement[bool]:
+        return and_(func.lower(MailConversation.customer_email) == self.subject,
+                    MailConversation.channel_id.in_(ids))
+
+    def _sent(self, ids: list[int]) -> Select[int]:
+        return (
+            select(MailMessage.id)
+            .join(MailConversation, MailConversation.id == MailMessage.conversation_id)
+            .where(func.lower(MailMessage.from_addr) == self.subject,
+                   MailConversation.channel_id.in_(ids))
+        )
+
+    # -- forum --------------------------------------------------------------
+
+    def _forum_posts(self, ids: list[int]) -> Iterator[Batch]:
+        # Replies first, so that deleting an opener never cascades to one of
+        # the subject's own replies before it is counted.
+        match = select(ForumPost.id).where(self._post(ids))
+        ordered = match.order_by(ForumPost.topic_id.is_(None), ForumPost.id)
+        for batch in self._batches(ordered):
+            attachments = self._run(delete(Attachment).where(Attachment.forum_post_id.in_(batch)))
+            # An opening post that others replied to is redacted, not deleted:
+            # deleting it would take their replies (and their thread) with it.
+            openers = list(self.session.scalars(
+                select(ForumPost.id).where(ForumPost.id.in_(batch), self._others_replied())))
+            self._redact(openers)
+            posts = self._run(
+                delete(ForumPost).where(ForumPost.id.in_(batch), ForumPost.id.not_in(openers)))
+            yield {"attachments": attachments, "redacted": len(openers), "posts": posts}
+
+    def _forum_threads(self, ids: list[int]) -> Iterator[Batch]:
+        # Threads the subject opened go whole; then their replies elsewhere.
+        openers = select(ForumPost.id).where(self._post(ids), ForumPost.topic_id.is_(None))
+        for batch in self._batches(openers.order_by(ForumPost.id)):
+            thread = select(ForumPost.id).where(
+                (ForumPost.topic_id.in_(batch)) | (ForumPost.id.in_(batch)))
+            attachments = self._run(
+                delete(Attachment).where(Attachment.forum_post_id.in_(thread)))
+            theirs = self._run(delete(ForumPost).where(
+                ForumPost.topic_id.in_(batch), self._by_subject(ForumPost.author_email)))
+            replies = self._run(delete(ForumPost).where(ForumPost.topic_id.in_(batch)))
+            posts = self._run(delete(ForumPost).where(ForumPost.id.in_(batch)))
+            yield {"attachments": attachments, "replies": replies, "posts": posts + theirs}
+        for batch in self._batches(select(ForumPost.id).where(self._post(ids))
+                                   .order_by(ForumPost.id)):
+            yield {
+                "attachments": self._run(
+                    delete(Attachment).where(Attachment.forum_post_id.in_(batch))),
+                "posts": self._run(delete(ForumPost).where(ForumPost.id.in_(batch))),
+            }
+
+    def _count_forum(self, ids: list[int]) -> Batch:
+        posts = select(ForumPost.id).where(self._post(ids))
+        return {
+            "posts": self._count(posts.where(~self._others_replied())),
+            "redacted": self._count(posts.where(self._others_replied())),
+            "attachments": self._count(
+                select(Attachment.id).where(Attachment.forum_post_id.in_(posts))),
+        }
+
+    def _count_threads(self, ids: list[int]) -> Batch:
+        posts = select(ForumPost.id).where(self._post(ids))
+        openers = posts.where(ForumPost.topic_id.is_(None))
+        replies = select(ForumPost.id).where(
+            ForumPost.topic_id.in_(openers), ~self._by_subject(ForumPost.author_email))
+        return {
+            "posts": self._count(posts),
+            "replies": self._count(replies),
+            "attachments": self._count(select(Attachment.id).where(
+                Attachment.forum_post_id.in_(posts) | Attachment.forum_post_id.in_(replies))),
+        }
+
+    def _redact(self, opener_ids: list[int]) -> None:
+        if not opener_ids:
+            return
+        redact = {"author_name": None, "author_email": None, "author_ip": None}
+        # Every kept opener gets the English marker; Swedish channels then get theirs.
+        self.session.execute(
+            update(ForumPost).where(ForumPost.id.in_(opener_ids))
+            .values(body=i18n.text("en", "redacted_post"), **redact))
+        self.session.execute(
+            update(ForumPost)
+            .where(ForumPost.id.in_(opener_ids), ForumPost.channel_id.in_(_channels_in("sv")))
+            .values(body=i18n.text("sv", "redacted_post")))
+
+    def _post(self, ids: list[int]) -> ColumnElement[bool]:
+        return and_(self._by_subject(ForumPost.author_email), ForumPost.channel_id.in_(ids))
+
+    def _others_replied(self) -> ColumnElement[bool]:
+        reply = aliased(ForumPost)
+        return and_(
+            ForumPost.topic_id.is_(None),
+            exists().where(reply.topic_id == ForumPost.id,
+                           func.coalesce(func.lower(reply.author_email), "") != self.subject),
+        )
+
+    # -- chat ---------------------------------------------------------------
+
+    def _chat(self, ids: list[int]) -> Iterator[Batch]:
+        match = select(ChatSession.id).where(self._session(ids))
+        for batch in self._batches(match.order_by(ChatSession.id)):
+            messages = select(ChatMessage.id).where(ChatMessage.session_id.in_(batch))
+            yield {
+                "attachments": self._run(
+                    delete(Attachment).where(Attachment.chat_message_id.in_(messages))),
+                "messages": self._run(delete(ChatMessage).where(ChatMessage.session_id.in_(batch))),
+                "sessions": self._run(delete(ChatSession).where(ChatSession.id.in_(batch))),
+            }
+
+    def _count_chat(self, ids: list[int]) -> Batch:
+        sessions = select(ChatSession.id).where(self._session(ids))
+        messages = select(ChatMessage.id).where(ChatMessage.session_id.in_(sessions))
+        return {
+            "sessions": self._count(sessions),
+            "messages": self._count(messages),
+            "attachments": self._count(
+                select(Attachment.id).where(Attachment.chat_message_id.in_(messages))),
+        }
+
+    def _session(self, ids: list[int]) -> ColumnElement[bool]:
+        return and_(self._by_subject(ChatSession.visitor_email), ChatSession.channel_id.in_(ids))
+
+    # -- plumbing -----------------------------------------------------------
+
+    def _by_subject(self, column: Any) -> ColumnElement[bool]:
+        # lower(column) = :s is what the lower() expression indexes serve.
+        return func.lower(column) == self.subject
+
+    def _batches(self, match: Select[int]) -> Iterator[list[int]]:
+        """Pages of matching ids; the caller removes each page from the match."""
+        while batch := list(self.session.scalars(match.limit(BATCH))):
+            yield batch
+
+    def _run(self, stmt: Any) -> int:
+        return int(getattr(self.session.execute(stmt), "rowcount", 0) or 0)
+
+    def _count(self, stmt: Select[int]) -> int:
+        return int(self.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
+
+
+def _channels_in(language: str) -> Select[int]:
+    return (
+        select(Channel.id)
+        .join(Organization, Organization.id == Channel.organization_id)
+        .where(Organization.language == language)
+    )
