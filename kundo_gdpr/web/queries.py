@@ -153,15 +153,17 @@ def overview(session: Session) -> dict[str, Any]:
     """Counts per state, overdue, and per week for the last 12 weeks: requests
     received and the median days from received to done."""
     now = utcnow()
-    counts = dict(session.execute(select(Request.state, func.count()).group_by(Request.state))
-                  .tuples().all())
+    counts: dict[str, int] = {
+        state: n for state, n in session.execute(
+            select(Request.state, func.count()).group_by(Request.state))
+    }
     overdue = session.scalar(select(func.count()).select_from(Request).where(
         Request.state.in_(OPEN_STATES), review.due_column() < now)) or 0
     starts = week_starts(now, WEEKS)
     first = starts[0]
     received = session.scalars(select(Request.received_at).where(Request.received_at >= first))
     done = session.execute(select(Request.received_at, Request.done_at).where(
-        Request.state == DONE, Request.done_at >= first)).tuples()
+        Request.state == DONE, Request.done_at >= first))
     per_week = {s: 0 for s in starts}
     for at in received:
         per_week[_week_of(at)] = per_week.get(_week_of(at), 0) + 1
