@@ -7,13 +7,16 @@ A missing Dovecot skips the test, except in CI (CI=true), where it fails.
 
 from __future__ import annotations
 
+import datetime as dt
 import email
 import email.policy
 import grp
+import ipaddress
 import os
 import pwd
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -21,10 +24,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from imapclient import IMAPClient
 
 from tests.conftest import need_server
@@ -39,11 +47,14 @@ def free_port() -> int:
         return port
 
 
-def wait_for_port(port: int, seconds: float = 5.0) -> None:
+def wait_for_port(port: int, seconds: float = 5.0, tls: bool = False) -> None:
     deadline = time.monotonic() + seconds
     while True:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5) as sock:
+                if tls:  # the port is up once it answers a handshake
+                    ssl._create_unverified_context().wrap_socket(sock).close()
+                    return
                 if sock.recv(64):  # the greeting: the server is really up
                     return
         except OSError:
@@ -62,7 +73,7 @@ base_dir = {base}/run
 state_dir = {base}/state
 instance_name = kundo-test-{port}
 log_path = {base}/dovecot.log
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 first_valid_uid = 1
@@ -90,7 +101,9 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = 127.0.0.1
+    port = {imaps_port}
+    ssl = yes
   }}
 }}
 service anvil {{
@@ -113,6 +126,9 @@ class Dovecot:
     password: str = "imap-secret"
     host: str = "127.0.0.1"
     process: subprocess.Popen[bytes] | None = None
+    # With a certificate: STARTTLS on `port`, implicit TLS on `imaps_port`.
+    cert: Certificate | None = None
+    imaps_port: int = 0
 
     def write_config(self) -> Path:
         me = pwd.getpwuid(os.getuid())
@@ -138,9 +154,16 @@ class Dovecot:
                 login_user=login,
                 mail_uid=mail.pw_uid,
                 mail_gid=mail.pw_gid,
+                ssl=self._ssl_settings(),
+                imaps_port=self.imaps_port,
             )
         )
         return conf
+
+    def _ssl_settings(self) -> str:
+        if self.cert is None:
+            return "ssl = no"
+        return f"ssl = yes\nssl_cert = <{self.cert.cert_file}\nssl_key = <{self.cert.key_file}"
 
     def start(self) -> None:
         conf = self.base / "dovecot.conf"
@@ -151,6 +174,8 @@ class Dovecot:
         )
         try:
             wait_for_port(self.port)
+            if self.imaps_port:
+                wait_for_port(self.imaps_port, tls=True)
         except TimeoutError:
             self.stop()
             raise RuntimeError(f"Dovecot did not start:\n{self.log()}") from None
@@ -223,6 +248,16 @@ def dovecot_binary() -> str | None:
 @pytest.fixture
 def dovecot() -> Iterator[Dovecot]:
     """A fresh Dovecot with one user and an empty INBOX."""
+    yield from _dovecot(None)
+
+
+@pytest.fixture
+def dovecot_tls(certificate: Certificate) -> Iterator[Dovecot]:
+    """Dovecot with `certificate`: STARTTLS on `port`, TLS on `imaps_port`."""
+    yield from _dovecot(certificate)
+
+
+def _dovecot(cert: Certificate | None) -> Iterator[Dovecot]:
     binary = dovecot_binary()
     if binary is None:
         need_server("Dovecot (apt-get install dovecot-imapd)")
@@ -231,7 +266,13 @@ def dovecot() -> Iterator[Dovecot]:
     # root the mail processes run as `nobody`, who must reach the maildir.
     base = Path(tempfile.mkdtemp(prefix="kundo-dovecot-"))
     base.chmod(0o755)
-    server = Dovecot(binary=binary, base=base, port=free_port())
+    server = Dovecot(
+        binary=binary,
+        base=base,
+        port=free_port(),
+        cert=cert,
+        imaps_port=free_port() if cert else 0,
+    )
     server.write_config()
     server.start()
     try:
@@ -239,6 +280,66 @@ def dovecot() -> Iterator[Dovecot]:
     finally:
         server.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+# -- TLS --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """A self-signed certificate for localhost and 127.0.0.1, made for one test."""
+
+    cert_file: Path
+    key_file: Path
+
+    def server_context(self) -> ssl.SSLContext:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(self.cert_file, self.key_file)
+        return context
+
+
+def make_certificate(folder: Path) -> Certificate:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    cert_file, key_file = folder / "cert.pem", folder / "key.pem"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return Certificate(cert_file, key_file)
+
+
+@pytest.fixture
+def certificate() -> Iterator[Certificate]:
+    # Readable by Dovecot's config process, which is not us when we are not root.
+    folder = Path(tempfile.mkdtemp(prefix="kundo-cert-"))
+    try:
+        yield make_certificate(folder)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 # -- SMTP -------------------------------------------------------------------
@@ -259,13 +360,22 @@ class Received:
 @dataclass
 class SmtpServer:
     """aiosmtpd on a fixed loopback port; `stop`/`start` simulate an outage,
-    `reject_with` makes it answer DATA with that reply (e.g. a 5xx)."""
+    `reject_with` makes it answer DATA with that reply (e.g. a 5xx).
+
+    With `cert`, it offers STARTTLS (and requires it), or speaks TLS from the
+    first byte when `implicit_tls`. With `users`, it requires AUTH (only over
+    TLS) and records each login in `logins`."""
 
     port: int
     host: str = "127.0.0.1"
     received: list[Received] = field(default_factory=list)
     reject_with: str | None = None
     controller: Controller | None = None
+    cert: Certificate | None = None
+    implicit_tls: bool = False
+    users: dict[str, str] = field(default_factory=dict)
+    mechanisms: tuple[str, ...] = ("LOGIN", "PLAIN")
+    logins: list[tuple[str, str, bool]] = field(default_factory=list)
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         if self.reject_with:
@@ -276,8 +386,29 @@ class SmtpServer:
         )
         return "250 Message accepted for delivery"
 
+    def authenticate(
+        self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
+    ) -> AuthResult:
+        assert isinstance(data, LoginPassword)
+        login = data.login.decode()
+        ok = self.users.get(login) == data.password.decode()
+        self.logins.append((mechanism, login, ok))
+        return AuthResult(success=ok, handled=False)
+
     def start(self) -> None:
-        self.controller = Controller(self, hostname=self.host, port=self.port)
+        kwargs: dict[str, Any] = {}
+        if self.cert is not None and self.implicit_tls:
+            # aiosmtpd counts only STARTTLS as TLS for AUTH; here every byte is TLS.
+            kwargs.update(ssl_context=self.cert.server_context(), auth_require_tls=False)
+        elif self.cert is not None:
+            kwargs.update(tls_context=self.cert.server_context(), require_starttls=True)
+        if self.users:
+            kwargs.update(
+                authenticator=self.authenticate,
+                auth_required=True,
+                auth_exclude_mechanism=[m for m in ("LOGIN", "PLAIN") if m not in self.mechanisms],
+            )
+        self.controller = Controller(self, hostname=self.host, port=self.port, **kwargs)
         self.controller.start()
 
     def stop(self) -> None:

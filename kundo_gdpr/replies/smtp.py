@@ -23,8 +23,11 @@ class SmtpTransport:
 
     def send(self, sender: str, recipient: str, raw: bytes, message_id: str) -> None:
         try:
-            with self._connect() as smtp:
+            smtp = self._connect()
+            try:
                 smtp.sendmail(sender, [recipient], crlf(raw))
+            finally:
+                _quit(smtp)
         except smtplib.SMTPAuthenticationError as exc:
             # Our password, not this reply: retry (the operator fixes the config).
             raise TransportError(
@@ -63,6 +66,15 @@ class SmtpTransport:
             smtp.close()
             raise
         return smtp
+
+
+def _quit(smtp: smtplib.SMTP) -> None:
+    """Say goodbye, ignoring errors: once DATA is accepted the reply is delivered,
+    and a failed QUIT must not turn that into a retry that sends it twice."""
+    try:
+        smtp.quit()
+    except (OSError, smtplib.SMTPException):
+        smtp.close()
 
 
 def _reply(exc: smtplib.SMTPResponseException) -> str:
