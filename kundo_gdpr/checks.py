@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import object_session
 
-from kundo_gdpr import auth
+from kundo_gdpr import auth, confirm
 from kundo_gdpr.config import Config
 from kundo_gdpr.desk import ChannelRef, DeskStore, EditorRef
 from kundo_gdpr.intake import quotes
@@ -116,6 +116,29 @@ class Authenticity:
         if result.authenticated or not ctx.config.auth.require:
             return []
         return [Finding("sender_unauthenticated", REVIEW, {"reasons": list(result.reasons)})]
+
+
+class ConfirmationReply:
+    name = "confirmation_reply"
+    description = "An editor's reply carrying the code that confirms an earlier request."
+
+    def check(self, ctx: CheckContext) -> list[Finding]:
+        request, config = ctx.request, ctx.config
+        session = object_session(request)
+        if not config.policy.confirm_by_mail or session is None or not request.sender:
+            return []
+        # Only an authenticated mail from the stored address may confirm.
+        if config.auth.require and not request.authenticated:
+            return []
+        try:
+            text = parse(request.inbound_mail.raw, config.service.support_addresses).text
+        except ParseError:
+            return []
+        confirmed = confirm.confirm_code(session, config, request.sender, text)
+        if confirmed is None:
+            return []
+        # The reply did its job; it is stored, never answered or acted on itself.
+        return [Finding("confirmation_reply", IGNORE, {"reference": confirmed.reference})]
 
 
 class Assertion:
@@ -250,6 +273,7 @@ PIPELINE: tuple[Check, ...] = (
     MachineMail(),
     OneSender(),
     Authenticity(),
+    ConfirmationReply(),
     Assertion(),
     Kinds(),
     Subjects(),

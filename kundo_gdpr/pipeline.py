@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from kundo_gdpr import audit, checks
+from kundo_gdpr import audit, checks, confirm
 from kundo_gdpr.actions import erase, package
 from kundo_gdpr.actions.export import ExportHeader
 from kundo_gdpr.config import Config
@@ -82,6 +82,9 @@ def check_request(session: Session, config: Config, request: Request) -> None:
         state=request.state,
         findings=[f.as_dict() for f in findings],
     )
+    if confirm.wanted(config, request):  # policy.confirm_by_mail: the editor confirms first
+        confirm.ask(session, config, request)
+        return
     if request.state == REJECTED:
         queue_reply(session, config, request, "rejected", reply_context(session, request))
     elif request.state in (NEEDS_REVIEW, APPROVED):

@@ -2,6 +2,7 @@
 
 from kundo_gdpr.models.agents import Agent
 from kundo_gdpr.models.base import Base, UtcDateTime, utcnow
+from kundo_gdpr.models.confirmations import Confirmation
 from kundo_gdpr.models.desk import (
     CHANNEL_KINDS,
     Attachment,
@@ -33,6 +34,7 @@ __all__ = [
     "Channel",
     "ChatMessage",
     "ChatSession",
+    "Confirmation",
     "Editor",
     "Event",
     "Export",

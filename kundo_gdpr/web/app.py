@@ -30,11 +30,13 @@ LANG = web.RequestKey("lang", str)
 AGENT: web.RequestKey[Agent | None] = web.RequestKey("agent")
 
 PUBLIC = frozenset({"/login"})
+# An editor confirming a request by mail has no sign-in: the one-time token is it.
+PUBLIC_PREFIXES = ("/confirm/", "/downloads/")
 Handler = Any
 
 
 def make_app(config: Config, engine: Engine) -> web.Application:
-    from kundo_gdpr.web import views
+    from kundo_gdpr.web import confirm, downloads, views
 
     app = web.Application(middlewares=[session_middleware, auth_middleware, csrf_middleware])
     app[CONFIG] = config
@@ -46,6 +48,8 @@ def make_app(config: Config, engine: Engine) -> web.Application:
         undefined=jinja2.StrictUndefined,
     )
     app.add_routes(views.routes)
+    app.add_routes(confirm.routes)
+    app.add_routes(downloads.routes)  # export links from done replies; no sign-in
     return app
 
 
@@ -82,7 +86,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     request[AGENT] = None
     if agent_id is not None:
         request[AGENT] = await in_db(request, lambda s: s.get(Agent, agent_id))
-    if request.path not in PUBLIC and request[AGENT] is None:
+    public = request.path in PUBLIC or request.path.startswith(PUBLIC_PREFIXES)
+    if not public and request[AGENT] is None:
         raise web.HTTPSeeOther("/login")
     response: web.StreamResponse = await handler(request)
     return response

@@ -1,0 +1,207 @@
+"""Confirmation by mail (config `policy.confirm_by_mail`).
+
+A request that passes its checks waits in state `unconfirmed` while the
+editor's stored address gets a one-time link and code. Confirming (POST on
+the link's page, or a reply from that address with the code) moves it on to
+where the checks sent it; after 72 hours unconfirmed it expires and the
+editor is told. Only sha256 hashes of the token and code are stored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from kundo_gdpr import audit
+from kundo_gdpr.config import Config
+from kundo_gdpr.db import claim
+from kundo_gdpr.models import Confirmation, Request, utcnow
+from kundo_gdpr.models.confirmations import CONFIRMED, EXPIRED, PENDING
+from kundo_gdpr.models.queue import APPROVED, NEEDS_REVIEW
+from kundo_gdpr.replies.outbox import queue_reply
+
+# requests.state while waiting, and after waiting in vain.
+UNCONFIRMED = "unconfirmed"
+CONFIRMATION_EXPIRED = "expired"
+TTL = dt.timedelta(hours=72)
+# The code as written in the mail ("1234-5678"); a reply may drop the dash.
+CODE = re.compile(r"(?<!\d)(\d{4})[- ]?(\d{4})(?!\d)")
+
+
+class ConfirmError(Exception):
+    """A token that cannot confirm: `reason` is unknown, used or expired."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Pending:
+    """What the confirmation page shows before the editor presses the button."""
+
+    reference: str
+    language: str
+    expires_at: dt.datetime
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def wanted(config: Config, request: Request) -> bool:
+    """Whether this checked request must be confirmed before it goes on."""
+    return (
+        config.policy.confirm_by_mail
+        and request.state in (NEEDS_REVIEW, APPROVED)
+        # Set only when the sender is a known editor: the address is the stored one.
+        and request.editor_id is not None
+        and bool(request.sender)
+    )
+
+
+def ask(session: Session, config: Config, request: Request, now: dt.datetime | None = None) -> str:
+    """Hold the request and mail the editor's stored address a link and code.
+
+    Returns the link token (only the caller that asks ever sees it in clear).
+    """
+    from kundo_gdpr.pipeline import reply_context
+
+    now = now or utcnow()
+    token = secrets.token_urlsafe(32)
+    code = f"{secrets.randbelow(10**8):08d}"
+    assert request.sender  # wanted() holds: the editor's stored address
+    row = Confirmation(
+        request_id=request.id,
+        token_hash=digest(token),
+        code_hash=digest(code),
+        sent_to=request.sender,
+        proceed_to=request.state,
+        state=PENDING,
+        created_at=now,
+        expires_at=now + TTL,
+    )
+    session.add(row)
+    request.state = UNCONFIRMED
+    audit.record(session, "confirmation_requested", request=request,
+                 to=request.sender, expires_at=row.expires_at.isoformat())
+    link = f"{config.web.base_url.rstrip('/')}/confirm/{token}"
+    context = reply_context(session, request, link=link, code=f"{code[:4]}-{code[4:]}",
+                            expires_at=row.expires_at)
+    queue_reply(session, config, request, "confirm_request", context)
+    return token
+
+
+def pending(session: Session, token: str, now: dt.datetime | None = None) -> Pending:
+    """The request a token would confirm, without confirming it (GET is safe)."""
+    row, request = _by_token(session, token, now or utcnow())
+    return Pending(request.reference or "", request.language, row.expires_at)
+
+
+def confirm_token(
+    session: Session, config: Config, token: str, now: dt.datetime | None = None
+) -> Request:
+    """Confirm by the link's POST. Single use: a second call raises ConfirmError("used")."""
+    now = now or utcnow()
+    row, request = _by_token(session, token, now)
+    _proceed(session, config, row, request, via="link", now=now)
+    return request
+
+
+def confirm_code(
+    session: Session, config: Config, sender: str, text: str, now: dt.datetime | None = None
+) -> Request | None:
+    """Confirm the sender's pending request whose code `text` contains, if any.
+
+    Only a pending confirmation sent to `sender` (an editor's stored address,
+    checked by the caller to be authenticated) can match.
+    """
+    now = now or utcnow()
+    hashes = {digest(a + b) for a, b in CODE.findall(text)}
+    if not hashes:
+        return None
+    row = session.scalar(
+        select(Confirmation)
+        .where(Confirmation.state == PENDING, Confirmation.sent_to == sender.lower(),
+               Confirmation.code_hash.in_(hashes), Confirmation.expires_at > now)
+        .order_by(Confirmation.id)
+        .with_for_update()
+    )
+    if row is None:
+        return None
+    request = session.get(Request, row.request_id)
+    assert request is not None
+    _proceed(session, config, row, request, via="mail", now=now)
+    return request
+
+
+def _by_token(session: Session, token: str, now: dt.datetime) -> tuple[Confirmation, Request]:
+    row = session.scalar(
+        select(Confirmation).where(Confirmation.token_hash == digest(token)).with_for_update()
+    )
+    # compare_digest on the hashes keeps timing from telling a near miss.
+    if row is None or not hmac.compare_digest(row.token_hash, digest(token)):
+        raise ConfirmError("unknown")
+    if row.state == CONFIRMED:
+        raise ConfirmError("used")
+    if row.state == EXPIRED or row.expires_at <= now:
+        raise ConfirmError("expired")
+    request = session.get(Request, row.request_id)
+    if request is None or request.state != UNCONFIRMED:
+        raise ConfirmError("used")
+    return row, request
+
+
+def _proceed(
+    session: Session, config: Config, row: Confirmation, request: Request, via: str,
+    now: dt.datetime,
+) -> None:
+    """Move the request on to where its checks sent it, with its receipt."""
+    from kundo_gdpr.pipeline import reply_context
+
+    row.state = CONFIRMED
+    row.confirmed_at = now
+    row.confirmed_via = via
+    request.state = row.proceed_to
+    actor = f"editor:{row.sent_to}"
+    audit.record(session, "confirmed", request=request, actor=actor, via=via,
+                 state=request.state)
+    queue_reply(session, config, request, "receipt", reply_context(session, request))
+    if request.state == APPROVED:
+        request.decided_at = now
+        request.decided_by = "policy:auto_approve"
+        audit.record(session, "approved", request=request, actor="policy:auto_approve")
+
+
+def expire_one(
+    factory: sessionmaker[Session], config: Config, now: dt.datetime | None = None
+) -> bool:
+    """Expire the next confirmation past its 72 hours and tell the editor."""
+    from kundo_gdpr.pipeline import reply_context
+
+    now = now or utcnow()
+    with factory.begin() as session:
+        row = claim(
+            session,
+            select(Confirmation)
+            .where(Confirmation.state == PENDING, Confirmation.expires_at <= now)
+            .order_by(Confirmation.expires_at, Confirmation.id),
+        )
+        if row is None:
+            return False
+        row.state = EXPIRED
+        request = session.get(Request, row.request_id)
+        assert request is not None
+        if request.state == UNCONFIRMED:
+            request.state = CONFIRMATION_EXPIRED
+            audit.record(session, "confirmation_expired", request=request)
+            context = reply_context(session, request, expires_at=row.expires_at)
+            queue_reply(session, config, request, "confirm_expired", context)
+    return True
