@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from kundo_gdpr import db, pipeline
+from kundo_gdpr import confirm, db, pipeline
 from kundo_gdpr.actions import links
 from kundo_gdpr.config import Config
 from kundo_gdpr.intake import store
@@ -73,7 +73,7 @@ class Worker:
 
     def process_once(self) -> int:
         done = 0
-        for step in (store.parse_one, pipeline.check_one, pipeline.run_one):
+        for step in (store.parse_one, pipeline.check_one, confirm.expire_one, pipeline.run_one):
             while not self.stop.is_set() and self._guarded(step):
                 done += 1
         return done

@@ -30,12 +30,13 @@ LANG = web.RequestKey("lang", str)
 AGENT: web.RequestKey[Agent | None] = web.RequestKey("agent")
 
 PUBLIC = frozenset({"/login"})
-PUBLIC_PREFIXES = ("/downloads/",)
+# An editor confirming a request by mail has no sign-in: the one-time token is it.
+PUBLIC_PREFIXES = ("/confirm/", "/downloads/")
 Handler = Any
 
 
 def make_app(config: Config, engine: Engine) -> web.Application:
-    from kundo_gdpr.web import downloads, views
+    from kundo_gdpr.web import confirm, downloads, views
 
     app = web.Application(middlewares=[session_middleware, auth_middleware, csrf_middleware])
     app[CONFIG] = config
@@ -47,6 +48,7 @@ def make_app(config: Config, engine: Engine) -> web.Application:
         undefined=jinja2.StrictUndefined,
     )
     app.add_routes(views.routes)
+    app.add_routes(confirm.routes)
     app.add_routes(downloads.routes)  # export links from done replies; no sign-in
     return app
 
