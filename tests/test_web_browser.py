@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -13,6 +14,8 @@ from sqlalchemy import Engine
 from kundo_gdpr.config import Config
 from kundo_gdpr.web import make_app
 from tests.conftest import need_server
+from tests.helpers import outbox_messages
+from tests.test_pipeline import run_all, worker_for
 from tests.test_web import PASSWORD, agents, erase_alice  # noqa: F401  (fixtures)
 
 CHROMIUM = "/usr/bin/chromium"
@@ -26,7 +29,7 @@ def chromium() -> str:
     return CHROMIUM
 
 
-async def test_an_agent_signs_in_opens_a_request_and_approves_it(
+async def test_an_agent_corrects_a_subject_approves_and_the_done_reply_goes_out(
     aiohttp_server: Callable[..., Awaitable[Any]],
     config: Config,
     engine: Engine,
@@ -47,12 +50,41 @@ async def test_an_agent_signs_in_opens_a_request_and_approves_it(
         await page.fill("input[name=email]", "anna@kundo.se")
         await page.fill("input[name=password]", PASSWORD)
         await page.click("button:has-text('Sign in')")
-        await page.click(f"a:has-text('{erase_alice}')")
-        await page.screenshot(path=str(ARTIFACTS / "request-before.png"), full_page=True)
-        await page.click("button:has-text('Approve')")
-        heading = await page.text_content("h1")
-        assert heading is not None and "approved" in heading
-        assert "anna@kundo.se" in (await page.text_content("#audit") or "")
-        await page.goto(f"{base}/")
         await page.screenshot(path=str(ARTIFACTS / "queue.png"), full_page=True)
+        await page.click(f"a:has-text('{erase_alice}')")
+        await page.screenshot(path=str(ARTIFACTS / "request.png"), full_page=True)
+
+        # The editor meant bertil, not alice: the agent corrects the address.
+        await page.fill("#correct textarea[name=subjects]", "bertil@example.org")
+        await page.click("#correct button")
+        assert await page.text_content("#subjects") == "bertil@example.org"
+        assert "corrected" in (await page.text_content("#audit") or "")
+        assert "bertil@example.org" in (await page.text_content("#preview") or "")
+
+        await page.click("button:has-text('Approve')")
+        assert await page.get_attribute("h1", "data-state") == "approved"
+        assert "approved" in (await page.text_content("h1") or "")
+        assert "anna@kundo.se" in (await page.text_content("#audit") or "")
+
+        # The mail loops run the approved request and deliver its reply.
+        await asyncio.to_thread(run_all, worker_for(config, engine))
+        await page.reload()
+        assert await page.get_attribute("h1", "data-state") == "done"
+        replies = await page.text_content("#replies") or ""
+        assert "done" in replies and "eva@cykelbolaget.se" in replies
+        await page.screenshot(path=str(ARTIFACTS / "request-done.png"), full_page=True)
+
+        await page.click("a:has-text('Overview')")
+        assert await page.locator("svg").count() == 2
+        await page.screenshot(path=str(ARTIFACTS / "overview.png"), full_page=True)
         await browser.close()
+
+    sent = [m for m in outbox_messages(config.path(config.outbox.folder.path))
+            if f".{erase_alice}.done@" in str(m["Message-ID"])]
+    assert len(sent) == 1
+    done = sent[0]
+    assert done["To"] == "eva@cykelbolaget.se"
+    body = done.get_body()
+    assert body is not None
+    text = str(body.get_content())
+    assert "bertil@example.org" in text and "alice@example.com" not in text
