@@ -13,7 +13,7 @@ from kundo_gdpr.config import Config
 from kundo_gdpr.desk import ChannelRef, Counts, Strategy, open_desk
 from kundo_gdpr.desk.mentions import address_pattern
 from kundo_gdpr.desk.protocol import DEFAULT
-from kundo_gdpr.desk.sql import add
+from kundo_gdpr.desk.sql import add, zero_counts
 from kundo_gdpr.models import (
     Attachment,
     Channel,
@@ -138,7 +138,7 @@ def mentions(world: None, factory: sessionmaker[Session]) -> dict[str, int]:
 def erase(factory: sessionmaker[Session], strategy: Strategy = DEFAULT) -> Counts:
     """The whole erase in one transaction (the batches' counts added up)."""
     with factory.begin() as session:
-        counts: Counts = {}
+        counts: Counts = zero_counts(covered(session), strategy)
         for step in open_desk("sql", session).erase(ALICE, covered(session), strategy):
             add(counts, step.counts)
         return counts

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, false, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, false, func, or_, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from kundo_gdpr import i18n
@@ -183,8 +183,9 @@ def _pages(
 
 def _in_subjects_threads(subject: str) -> ColumnElement[bool]:
     opener = aliased(ForumPost)
-    return ForumPost.topic_id.in_(select(opener.id).where(
-        func.lower(opener.author_email) == subject.lower(), opener.topic_id.is_(None)))
+    # topic_id IS NOT NULL first: NOT (NULL IN (…)) is NULL, which would drop openers.
+    return and_(ForumPost.topic_id.is_not(None), ForumPost.topic_id.in_(select(opener.id).where(
+        func.lower(opener.author_email) == subject.lower(), opener.topic_id.is_(None))))
 
 
 def _contains(
