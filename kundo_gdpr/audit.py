@@ -1,14 +1,27 @@
-"""The append-only audit trail."""
+"""The append-only audit trail.
+
+Events are only ever inserted. Two guards hold that: every ORM session
+refuses to flush a changed or deleted Event (`AppendOnlyError`), and the
+database refuses UPDATE and DELETE on `events` with a trigger (migration
+0005, SQLite and PostgreSQL alike), which also stops raw SQL and other
+programs. The ORM guard gives a clear error at the line that tried; the
+trigger is what an auditor can rely on.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy import Delete, Update, event
+from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from kundo_gdpr.models import Event, InboundMail, Request, utcnow
 
 SYSTEM = "system"
+
+
+class AppendOnlyError(Exception):
+    """Something tried to change or delete an audit event."""
 
 
 def record(
@@ -31,3 +44,20 @@ def record(
     )
     session.add(event)
     return event
+
+
+@event.listens_for(Session, "before_flush")
+def _no_changed_events(session: Session, flush: UOWTransaction, instances: object) -> None:
+    for obj in (*session.dirty, *session.deleted):
+        if isinstance(obj, Event) and (obj in session.deleted or session.is_modified(obj)):
+            raise AppendOnlyError(f"audit event {obj.id} cannot be changed or deleted")
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _no_bulk_event_changes(state: ORMExecuteState) -> None:
+    if not (state.is_update or state.is_delete):
+        return
+    statement = state.statement
+    table = getattr(statement, "table", None) if isinstance(statement, Update | Delete) else None
+    if getattr(table, "name", None) == Event.__tablename__:
+        raise AppendOnlyError("audit events cannot be updated or deleted")

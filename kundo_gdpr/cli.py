@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from kundo_gdpr import config as config_module
@@ -243,7 +243,9 @@ def cmd_requests_show(args: argparse.Namespace, config: Config) -> int:
         for m in session.scalars(replies.order_by(OutboundMail.id)):
             _print_reply(m)
         print("\naudit trail:")
-        for e in session.scalars(select(Event).where(Event.request_id == r.id).order_by(Event.id)):
+        # Events of the request and of its mail (stored before the request existed).
+        mine = or_(Event.request_id == r.id, Event.inbound_mail_id == r.inbound_mail_id)
+        for e in session.scalars(select(Event).where(mine).order_by(Event.id)):
             print(
                 f"  {e.at:%Y-%m-%d %H:%M:%S} {e.actor:<22} {e.action:<14} "
                 f"{json.dumps(e.detail, ensure_ascii=False, default=str)[:200]}"

@@ -170,6 +170,16 @@ def _attempt(session: Session, config: Config, transport: Transport, row: Outbou
             )
         else:
             row.next_attempt_at = utcnow() + _backoff(config, row.attempts)
+            # Each failed attempt is in the trail, not only the last one.
+            audit.record(
+                session,
+                "reply_retry",
+                request=_request(session, row),
+                message_id=row.message_id,
+                attempt=row.attempts,
+                error=str(exc),
+                next_attempt_at=row.next_attempt_at.isoformat(),
+            )
         return
     row.state = SENT
     row.sent_at = utcnow()
