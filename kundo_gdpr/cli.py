@@ -150,7 +150,7 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
 def cmd_demo(args: argparse.Namespace, config: Config) -> int:
     import dataclasses
 
-    from kundo_gdpr.demo import run_demo
+    from kundo_gdpr.demo import demo_agent, run_demo
 
     # The demo shows the whole path, so it approves what passes every check;
     # its mails are unsigned, so sender authentication is not required.
@@ -167,6 +167,9 @@ def cmd_demo(args: argparse.Namespace, config: Config) -> int:
         )
     print(f"\nReplies: {config.path(config.outbox.folder.path)}")
     print(f"Database: {config.database_url()}")
+    login = demo_agent(config)
+    print(f"\nReview queue: run `kundo-gdpr web`, then open {login.url}")
+    print(f"  sign in as {login.email} with password {login.password} (new on every demo run)")
     return 0
 
 

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from kundo_gdpr import db
 from kundo_gdpr.config import Config
 from kundo_gdpr.desk.seed import seed_demo
 from kundo_gdpr.intake.maildir import deliver
-from kundo_gdpr.models import InboundMail, OutboundMail, Request
+from kundo_gdpr.models import Agent, InboundMail, OutboundMail, Request
 from kundo_gdpr.replies.transports import make_transport
 from kundo_gdpr.service import Worker, make_source
+from kundo_gdpr.web.auth import add_agent, hash_password
+
+DEMO_AGENT = "agent@kundo.example"
 
 HEADERS = "To: support@kundo.se\nDate: Mon, 23 Nov 2026 09:00:00 +0100\n"
 HEADERS += "MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n"
@@ -108,3 +112,30 @@ def _table(factory: sessionmaker[Session]) -> list[DemoRow]:
 def _domain(name: str) -> str:
     text = DEMO_MAILS[name]
     return text.split("Message-ID: <", 1)[1].split("@", 1)[1].split(">", 1)[0]
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    url: str
+    email: str
+    password: str
+
+
+def demo_agent(config: Config) -> DemoLogin:
+    """The demo's agent (an admin, so every button works) with a new password.
+
+    A fresh random password on every run: the demo stays safe to run twice,
+    and no password anyone could look up ever opens a real install.
+    """
+    password = secrets.token_urlsafe(12)
+    engine = db.make_engine(config.database_url())
+    with db.session_factory(engine).begin() as session:
+        agent = session.scalar(select(Agent).where(func.lower(Agent.email) == DEMO_AGENT))
+        if agent is None:
+            add_agent(session, DEMO_AGENT, password, is_admin=True)
+        else:
+            agent.password_hash = hash_password(password)
+            agent.failed_logins = 0
+            agent.locked_until = None
+    engine.dispose()
+    return DemoLogin(config.web.base_url, DEMO_AGENT, password)
