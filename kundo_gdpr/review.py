@@ -38,6 +38,7 @@ from kundo_gdpr.models.queue import (
     SEND_FAILED,
     SENT,
 )
+from kundo_gdpr.replies import outbox
 from kundo_gdpr.replies.outbox import queue_reply
 from kundo_gdpr.replies.render import new_message_id
 
@@ -219,19 +220,25 @@ def _fields(request: Request) -> dict[str, list[str]]:
 def resend(
     session: Session, config: Config, request: Request, actor: Actor, reply_id: int
 ) -> OutboundMail:
-    """Queue the same rendered reply again, under a new Message-ID.
+    """Send a reply again. Returns the outbox row that will go out.
 
-    A new Message-ID because receivers drop a message whose Message-ID they
-    have seen (Gmail does), so an identical copy of a delivered-but-lost
-    reply would never show up; and because each delivery is then its own
-    row with its own state in the outbox and the audit trail. The body,
-    subject, threading headers and attachments are the original bytes.
+    A reply that never left (held over the hourly limit, or failed) is
+    re-queued as it is, under its own Message-ID: it is still the same,
+    undelivered mail. A reply that was sent is copied under a new
+    Message-ID, because receivers drop a message whose Message-ID they have
+    seen (Gmail does), so an identical copy of a delivered-but-lost reply
+    would never show up; the copy is its own row with its own delivery
+    state. Body, subject, threading headers and attachments are the
+    original bytes either way.
     """
     old = session.get(OutboundMail, reply_id)
     if old is None or old.request_id != request.id:
         raise ReviewError("no_such_reply")
     if old.state not in RESENDABLE:
         raise ReviewError("reply_pending")
+    if old.state in (HELD, SEND_FAILED):
+        outbox.release(session, old, actor.email)
+        return old
     message_id = new_message_id(f"{request.reference}.{old.purpose}.resend",
                                 config.service.message_id_domain)
     msg = email.message_from_bytes(old.raw, policy=email.policy.default)

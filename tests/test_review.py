@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from kundo_gdpr import review
 from kundo_gdpr.config import Config
-from kundo_gdpr.models import OutboundMail, Request
+from kundo_gdpr.models import Event, OutboundMail, Request
 from kundo_gdpr.models.queue import APPROVED, NEEDS_REVIEW
 from kundo_gdpr.review import Actor, ReviewError
 from tests.helpers import drop, request_mail
@@ -135,3 +135,22 @@ def _mail(raw: bytes) -> EmailMessage:
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     assert isinstance(msg, EmailMessage)
     return msg
+
+
+@pytest.mark.parametrize("state", ["failed", "held"])
+def test_a_reply_that_never_left_is_requeued_under_its_own_message_id(
+    waiting: str, config: Config, factory: sessionmaker[Session], state: str
+) -> None:
+    with factory.begin() as session:
+        receipt = session.scalars(select(OutboundMail)).one()
+        receipt.state, receipt.last_error = state, "550 mailbox unavailable"
+    with factory.begin() as session:
+        again = review.resend(session, config, review.find(session, waiting), ANNA, receipt.id)
+        assert again.id == receipt.id
+    with factory() as session:
+        rows = session.scalars(select(OutboundMail)).all()
+        assert len(rows) == 1 and rows[0].state == "queued"
+        assert rows[0].message_id == receipt.message_id and rows[0].raw == receipt.raw
+        last = session.scalars(select(Event).order_by(Event.id.desc())).first()
+        assert last is not None and (last.actor, last.action) == ("anna@kundo.se",
+                                                                  "reply_released")
