@@ -23,13 +23,13 @@ from kundo_gdpr import audit
 from kundo_gdpr.config import Config
 from kundo_gdpr.db import claim
 from kundo_gdpr.models import Confirmation, Request, utcnow
-from kundo_gdpr.models.confirmations import CONFIRMED, EXPIRED, PENDING
-from kundo_gdpr.models.queue import APPROVED, NEEDS_REVIEW
+from kundo_gdpr.models.confirmations import CONFIRMED, PENDING
+from kundo_gdpr.models.confirmations import EXPIRED as ROW_EXPIRED
+from kundo_gdpr.models.queue import APPROVED, EXPIRED, NEEDS_REVIEW, UNCONFIRMED
 from kundo_gdpr.replies.outbox import queue_reply
 
-# requests.state while waiting, and after waiting in vain.
-UNCONFIRMED = "unconfirmed"
-CONFIRMATION_EXPIRED = "expired"
+# requests.state after waiting in vain (the confirmation row's own EXPIRED is the same word).
+CONFIRMATION_EXPIRED = EXPIRED
 TTL = dt.timedelta(hours=72)
 # The code as written in the mail ("1234-5678"); a reply may drop the dash.
 CODE = re.compile(r"(?<!\d)(\d{4})[- ]?(\d{4})(?!\d)")
@@ -151,7 +151,7 @@ def _by_token(session: Session, token: str, now: dt.datetime) -> tuple[Confirmat
         raise ConfirmError("unknown")
     if row.state == CONFIRMED:
         raise ConfirmError("used")
-    if row.state == EXPIRED or row.expires_at <= now:
+    if row.state == ROW_EXPIRED or row.expires_at <= now:
         raise ConfirmError("expired")
     request = session.get(Request, row.request_id)
     if request is None or request.state != UNCONFIRMED:
@@ -196,7 +196,7 @@ def expire_one(
         )
         if row is None:
             return False
-        row.state = EXPIRED
+        row.state = ROW_EXPIRED
         request = session.get(Request, row.request_id)
         assert request is not None
         if request.state == UNCONFIRMED:

@@ -38,8 +38,13 @@ DONE = "done"
 FAILED = "failed"
 IGNORED = "ignored"  # machine mail: stored, never answered
 QUARANTINED = "quarantined"  # cannot be acted on or answered; an agent looks
-REQUEST_STATES = (PARSED, NEEDS_REVIEW, APPROVED, REJECTED, DONE, FAILED, IGNORED, QUARANTINED)
-OPEN_STATES = (PARSED, NEEDS_REVIEW, APPROVED)
+UNCONFIRMED = "unconfirmed"  # policy.confirm_by_mail: waiting for the editor (confirm.py)
+EXPIRED = "expired"  # not confirmed within 72 hours; closed, nothing done
+REQUEST_STATES = (
+    PARSED, NEEDS_REVIEW, UNCONFIRMED, APPROVED, REJECTED, DONE, FAILED, IGNORED, QUARANTINED,
+    EXPIRED,
+)
+OPEN_STATES = (PARSED, NEEDS_REVIEW, UNCONFIRMED, APPROVED)
 
 # outbound_mail.state
 QUEUED = "queued"
