@@ -33,7 +33,6 @@ from kundo_gdpr.models.queue import (
     HELD,
     NEEDS_REVIEW,
     OPEN_STATES,
-    PARSED,
     QUEUED,
     SEND_FAILED,
     SENT,
@@ -46,8 +45,9 @@ KINDS = ("erase", "export")
 CHANNELS = ("mail", "forum", "chat")
 # Art. 12(3): "may be extended by two further months".
 MAX_EXTENSION_MONTHS = 2
-# Corrections change what the checks see, so they are allowed only before a decision.
-CORRECTABLE = (PARSED, NEEDS_REVIEW)
+# Corrections change what the checks see, so they are allowed only before a decision,
+# and not while still `parsed`: the first check, which sends the receipt, is the worker's.
+CORRECTABLE = (NEEDS_REVIEW,)
 RESENDABLE = (SENT, SEND_FAILED, HELD)
 SAMPLES_PER_CHANNEL = 3
 
@@ -306,8 +306,12 @@ def _sample(columns: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
 
 
 def find(session: Session, reference: str) -> Request:
-    """The request with this reference; ReviewError('no_such_request') if none."""
-    request = session.scalar(select(Request).where(Request.reference == reference))
+    """The request with this reference, locked for this transaction so that an
+    agent's action and a worker (or another agent) cannot both change it;
+    ReviewError('no_such_request') if none."""
+    request = session.scalar(
+        select(Request).where(Request.reference == reference).with_for_update()
+    )
     if request is None:
         raise ReviewError("no_such_request", reference)
     return request

@@ -148,6 +148,12 @@ async def test_reject_needs_a_reason_and_queues_the_rejection(
     response = await client.post(f"{page}/reject", data={"csrf": token, "reason": "Fel kund"})
     html = await response.text()
     assert REJECTED in html and "Fel kund" in html and "rejected" in html
+    with Session(engine) as session:
+        reply = session.scalars(select(OutboundMail).where(
+            OutboundMail.purpose == "rejected")).one()
+    _, _, body = _body(reply.raw)
+    assert reply.to_addr == "eva@cykelbolaget.se" and "\nFel kund\n" in body
+    assert ("anna@kundo.se", "rejected") in _events(engine)
 
 
 async def test_only_an_admin_approves_erasure_when_the_policy_says_so(
