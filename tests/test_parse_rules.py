@@ -6,7 +6,8 @@ from email.message import EmailMessage
 
 import pytest
 
-from kundo_gdpr.intake import phrases, quotes
+from kundo_gdpr.intake import html_text, phrases, quotes
+from kundo_gdpr.intake import parse as parse_module
 from kundo_gdpr.intake.parse import parse
 from kundo_gdpr.intake.result import ParsedMail
 
@@ -238,3 +239,180 @@ def test_a_machine_sender_marks_auto_reply(sender: str) -> None:
     msg["Subject"] = "Radera"
     msg.set_content(f"Radera mejl från alice@example.com.\n{SV_ASSERTION}")
     assert "auto_reply" in parse(msg.as_bytes()).problems
+
+
+# -- rows added for issue 3's remaining rules: every table row has a test -----------
+
+
+def _raw(headers: str, body: bytes) -> bytes:
+    return (
+        "From: Eva Ek <eva@cykelbolaget.se>\nTo: support@kundo.se\nSubject: Radera\n"
+        + headers
+    ).encode() + b"\n\n" + body
+
+
+@pytest.mark.parametrize("header", phrases.AUTOREPLY_HEADERS)
+def test_each_autoreply_header_marks_auto_reply(header: str) -> None:
+    parsed = _parse(f"Radera mejl från alice@example.com.\n{SV_ASSERTION}", headers={header: "1"})
+    assert "auto_reply" in parsed.problems
+
+
+@pytest.mark.parametrize("value", phrases.PRECEDENCE_MACHINE)
+def test_each_machine_precedence_marks_auto_reply(value: str) -> None:
+    parsed = _parse(f"Radera mejl från alice@example.com.\n{SV_ASSERTION}",
+                    headers={"Precedence": value.upper()})
+    assert "auto_reply" in parsed.problems
+
+
+def test_precedence_first_class_is_a_person_writing() -> None:
+    parsed = _parse(f"Radera mejl från alice@example.com.\n{SV_ASSERTION}",
+                    headers={"Precedence": "first-class"})
+    assert "auto_reply" not in parsed.problems
+
+
+@pytest.mark.parametrize("name", phrases.MACHINE_SENDER_NAMES)
+def test_each_machine_sender_name_marks_auto_reply(name: str) -> None:
+    msg = EmailMessage()
+    msg["From"] = f"{name.upper()}@cykelbolaget.se"
+    msg["Subject"] = "Radera"
+    msg.set_content(f"Radera mejl från alice@example.com.\n{SV_ASSERTION}")
+    assert "auto_reply" in parse(msg.as_bytes()).problems
+
+
+@pytest.mark.parametrize("subject", phrases.AUTO_REPLY_SUBJECTS)
+def test_each_auto_reply_subject_row_marks_auto_reply(subject: str) -> None:
+    parsed = _parse(f"Radera mejl från alice@example.com.\n{SV_ASSERTION}",
+                    subject=f"{subject.title()}: Radera")
+    assert "auto_reply" in parsed.problems
+
+
+def test_an_auto_reply_word_later_in_the_subject_is_not_machine_mail() -> None:
+    parsed = _parse(f"Radera mejl från alice@example.com.\n{SV_ASSERTION}",
+                    subject="Radera kunden innan min frånvaro")
+    assert "auto_reply" not in parsed.problems
+
+
+@pytest.mark.parametrize("content_type", sorted(phrases.REPORT_TYPES))
+def test_each_report_part_marks_auto_reply(content_type: str) -> None:
+    boundary = "b0undary"
+    body = (
+        f"--{boundary}\nContent-Type: text/plain\n\nRadera mejl från alice@example.com.\n"
+        f"{SV_ASSERTION}\n--{boundary}\nContent-Type: {content_type}\n\nReporting-MTA: x\n"
+        f"--{boundary}--\n"
+    )
+    raw = _raw(f'MIME-Version: 1.0\nContent-Type: multipart/mixed; boundary="{boundary}"',
+               body.encode())
+    assert "auto_reply" in parse(raw).problems
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [(a, b) for a, b in zip(quotes.OUTLOOK_FIELDS, quotes.OUTLOOK_FIELDS[1:], strict=False)]
+    + [(quotes.OUTLOOK_FIELDS[-1], quotes.OUTLOOK_FIELDS[0])],
+)
+def test_each_outlook_header_field_starts_a_quoted_block_with_another(
+    first: str, second: str
+) -> None:
+    parsed = _parse(
+        f"Radera mejl från alice@example.com.\n\n{first}: Kundo Support\n{second}: x\n"
+        f"{SV_ASSERTION}\nRadera även bob@example.com.\n"
+    )
+    assert parsed.subjects == ("alice@example.com",)
+    assert not parsed.assertion
+
+
+@pytest.mark.parametrize("field", quotes.OUTLOOK_FIELDS)
+def test_one_outlook_field_alone_is_not_a_quote(field: str) -> None:
+    parsed = _parse(f"Radera mejl.\n{field}: alice@example.com\n{SV_ASSERTION}\n")
+    assert parsed.assertion
+    assert parsed.subjects == ("alice@example.com",)
+
+
+def _html(markup: str, subject: str = "Radera") -> ParsedMail:
+    msg = EmailMessage()
+    msg["From"] = "Eva Ek <eva@cykelbolaget.se>"
+    msg["To"] = "support@kundo.se"
+    msg["Subject"] = subject
+    msg.set_content(markup, subtype="html")
+    return parse(msg.as_bytes(), ("support@kundo.se",))
+
+
+@pytest.mark.parametrize(
+    "container",
+    [f'<div class="{m}">' for m in html_text.QUOTE_CONTAINER_MARKERS]
+    + ['<div id="divRplyFwdMsg">', '<blockquote type="cite">'],
+)
+def test_each_html_quote_container_is_not_content(container: str) -> None:
+    parsed = _html(
+        f"<p>Radera mejl från alice@example.com.</p>{container}"
+        f"<p>{SV_ASSERTION} Radera bob@example.com.</p></div>"
+    )
+    assert parsed.subjects == ("alice@example.com",)
+    assert not parsed.assertion
+
+
+@pytest.mark.parametrize("tag", ["<br>", "<br/>", "<p>", "</p>", "<div>", "</div>"])
+def test_each_html_block_tag_breaks_the_line(tag: str) -> None:
+    parsed = _html(f"Radera forum för alice@example.com{tag}Med vänliga hälsningar{tag}"
+                   f"dpo@cykelbolaget.se{tag}")
+    assert parsed.subjects == ("alice@example.com",)
+
+
+def test_html_entities_and_nbsp_are_text_and_mailto_links_are_addresses() -> None:
+    parsed = _html(
+        '<p>Radera&nbsp;forum f&ouml;r <a href="mailto:Alice@Example.com">Alice</a>.</p>'
+        "<p>Vi&nbsp;har bekr&auml;ftat personens identitet.</p>"
+    )
+    assert parsed.subjects == ("alice@example.com",)
+    assert parsed.assertion
+    assert parsed.channels == ("forum",)
+
+
+@pytest.mark.parametrize("charset", [*parse_module.FALLBACK_CHARSETS[1:], "x-unknown-charset"])
+def test_a_wrong_or_unknown_charset_falls_back(charset: str) -> None:
+    body = f"Radera mejl för alice@example.com.\n{SV_ASSERTION}\n".encode("windows-1252")
+    raw = _raw(f"MIME-Version: 1.0\nContent-Type: text/plain; charset={charset}\n"
+               "Content-Transfer-Encoding: 8bit", body)
+    parsed = parse(raw)
+    assert parsed.assertion and parsed.subjects == ("alice@example.com",)
+
+
+def test_latin1_declared_as_utf8_is_read() -> None:
+    body = f"Radera mejl för alice@example.com.\n{SV_ASSERTION}\n".encode("iso-8859-1")
+    raw = _raw("MIME-Version: 1.0\nContent-Type: text/plain; charset=utf-8\n"
+               "Content-Transfer-Encoding: 8bit", body)
+    assert parse(raw).assertion
+
+
+def test_subjects_leave_out_the_sender_and_support_and_are_lower_cased() -> None:
+    parsed = _parse(
+        "Radera mejl för Alice@Example.COM, eva@cykelbolaget.se och support@kundo.se.\n"
+        f"{SV_ASSERTION}\n"
+    )
+    assert parsed.subjects == ("alice@example.com",)
+
+
+def test_an_invalid_address_is_flagged_and_with_no_valid_one_so_is_no_subject() -> None:
+    parsed = _parse(f"Radera mejl för alice@example..com.\n{SV_ASSERTION}\n")
+    assert parsed.subjects == ()
+    assert {"invalid_subject", "no_subject"} <= set(parsed.problems)
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        (f"Hej! Radera mejl för alice@example.com.\n{SV_ASSERTION}", "sv"),
+        ("Hello, please erase the mail of alice@example.com.\n"
+         "We have confirmed the person's identity.", "en"),
+    ],
+)
+def test_the_language_follows_the_new_text(text: str, language: str) -> None:
+    assert _parse(text).language == language
+
+
+@pytest.mark.parametrize("from_lines", ["", "From: a@x.example\nFrom: b@x.example\n"])
+def test_no_from_or_several_from_headers_is_bad_sender(from_lines: str) -> None:
+    raw = (from_lines + "To: support@kundo.se\nSubject: Radera\n\n"
+           f"Radera mejl för alice@example.com.\n{SV_ASSERTION}\n").encode()
+    parsed = parse(raw)
+    assert parsed.sender is None and "bad_sender" in parsed.problems

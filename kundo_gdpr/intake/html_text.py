@@ -11,10 +11,17 @@ import html
 import re
 
 # Containers that hold the message being replied to (Gmail, Outlook, Apple, Yahoo, Thunderbird).
+QUOTE_CONTAINER_MARKERS: tuple[str, ...] = (
+    "gmail_quote",  # Gmail
+    "divRplyFwdMsg",  # Outlook (web and desktop)
+    "OutlookMessageHeader",  # older Outlook
+    "appendonsend",  # Outlook: everything after our own text
+    "moz-cite-prefix",  # Thunderbird
+    "yahoo_quoted",  # Yahoo
+)
+# `type="cite"` is Apple Mail's (and Thunderbird's) blockquote.
 QUOTE_MARKERS = re.compile(
-    r"type\s*=\s*[\"']?cite|gmail_quote|divRplyFwdMsg|OutlookMessageHeader|moz-cite-prefix|"
-    r"appendonsend|yahoo_quoted",
-    re.IGNORECASE,
+    r"type\s*=\s*[\"']?cite|" + "|".join(QUOTE_CONTAINER_MARKERS), re.IGNORECASE
 )
 CONTAINER = re.compile(r"<(?:blockquote|div)\b[^<>]*>", re.IGNORECASE)
 DROPPED_START = re.compile(r"<(script|style|head)\b", re.IGNORECASE)

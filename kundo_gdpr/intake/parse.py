@@ -37,22 +37,11 @@ FALLBACK_CHARSETS = ("utf-8", "windows-1252", "iso-8859-1")
 MAX_TEXT_BYTES = 512 * 1024
 
 AUTO_SUBJECTS = re.compile(
-    r"^\s*(autosvar|automatiskt svar|frånvaro|out of office|automatic reply|auto-reply|"
-    r"undeliverable|undelivered mail|delivery status notification|mail delivery failed|"
-    r"returned mail|failure notice|delivery failure)",
-    re.IGNORECASE,
+    r"^\s*(?:" + "|".join(re.escape(s) for s in phrases.AUTO_REPLY_SUBJECTS) + ")", re.IGNORECASE
 )
-# A report part anywhere (even bare, without the multipart/report around it).
-REPORT_TYPES = frozenset(
-    {
-        "multipart/report",
-        "message/delivery-status",
-        "message/global-delivery-status",
-        "message/feedback-report",
-        "message/disposition-notification",
-    }
+MACHINE_SENDERS = re.compile(
+    r"^(?:" + "|".join(re.escape(n) for n in phrases.MACHINE_SENDER_NAMES) + ")@", re.IGNORECASE
 )
-MACHINE_SENDERS = re.compile(r"^(mailer-daemon|postmaster|no-?reply|do-?not-?reply)@", re.I)
 
 
 class ParseError(Exception):
@@ -332,17 +321,17 @@ def is_machine_mail(msg: Message, sender: str | None, tree: Message | None = Non
     `tree` is the full MIME tree when `msg` holds only the headers.
     """
     auto = _header(msg, "Auto-Submitted").strip().lower()
-    if auto and auto != "no":
+    if auto and auto != phrases.AUTO_SUBMITTED_HUMAN:
         return True
-    if _header(msg, "Precedence").strip().lower() in {"bulk", "junk", "list", "auto_reply"}:
+    if _header(msg, "Precedence").strip().lower() in phrases.PRECEDENCE_MACHINE:
         return True
-    if any(_header(msg, h) for h in ("X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress")):
+    if any(_header(msg, h) for h in phrases.AUTOREPLY_HEADERS):
         return True
     if sender and MACHINE_SENDERS.match(sender):
         return True
     if _header(msg, "Return-Path").strip() == "<>":
         return True
-    if any(part.get_content_type() in REPORT_TYPES for part in (tree or msg).walk()):
+    if any(part.get_content_type() in phrases.REPORT_TYPES for part in (tree or msg).walk()):
         return True
     return bool(AUTO_SUBJECTS.match(_header(msg, "Subject")))
 

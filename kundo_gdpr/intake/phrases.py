@@ -138,6 +138,48 @@ ALL_CHANNELS_WORDS: tuple[str, ...] = (
     r"all information",
 )
 
+# Machine mail (never answered), one table per kind of sign.
+# Auto-Submitted with any value but this one.
+AUTO_SUBMITTED_HUMAN = "no"
+PRECEDENCE_MACHINE: tuple[str, ...] = ("bulk", "junk", "list", "auto_reply")
+# Present at all, with any value.
+AUTOREPLY_HEADERS: tuple[str, ...] = ("X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress")
+# Local parts of robots' sender addresses.
+MACHINE_SENDER_NAMES: tuple[str, ...] = (
+    "mailer-daemon",
+    "postmaster",
+    "noreply",
+    "no-reply",
+    "donotreply",
+    "do-not-reply",
+)
+# Subject lines that start like this (case-insensitively).
+AUTO_REPLY_SUBJECTS: tuple[str, ...] = (
+    "autosvar",
+    "automatiskt svar",
+    "frånvaro",
+    "out of office",
+    "automatic reply",
+    "auto-reply",
+    "undeliverable",
+    "undelivered mail",
+    "delivery status notification",
+    "mail delivery failed",
+    "returned mail",
+    "failure notice",
+    "delivery failure",
+)
+# A report part anywhere (even bare, without the multipart/report around it).
+REPORT_TYPES: frozenset[str] = frozenset(
+    {
+        "multipart/report",
+        "message/delivery-status",
+        "message/global-delivery-status",
+        "message/feedback-report",
+        "message/disposition-notification",
+    }
+)
+
 # Swedish marker words for language detection; a few are enough for a request.
 SWEDISH_WORDS = frozenset(
     [

@@ -12,8 +12,22 @@ REPLY_HEADERS: tuple[re.Pattern[str], ...] = (
 )
 
 # Outlook's header block: two or more of these on consecutive lines.
+OUTLOOK_FIELDS: tuple[str, ...] = (
+    "From",
+    "Från",
+    "Sent",
+    "Skickat",
+    "To",
+    "Till",
+    "Subject",
+    "Ämne",
+    "Date",
+    "Datum",
+    "Cc",
+    "Kopia",
+)
 OUTLOOK_HEADER = re.compile(
-    r"^\s*\*?(From|Från|Sent|Skickat|To|Till|Subject|Ämne|Date|Datum|Cc|Kopia)\*?\s*:",
+    r"^\s*\*?(?:" + "|".join(OUTLOOK_FIELDS) + r")\*?\s*:",
     re.IGNORECASE,
 )
 
