@@ -137,8 +137,11 @@ class ConfirmationReply:
         confirmed = confirm.confirm_code(session, config, request.sender, text)
         if confirmed is None:
             return []
-        # The reply did its job; it is stored, never answered or acted on itself.
-        return [Finding("confirmation_reply", IGNORE, {"reference": confirmed.reference})]
+        args = {"reference": confirmed.reference}
+        if request.kinds:  # also a request of its own: it goes on through the checks
+            return [Finding("confirmation_reply", INFO, args)]
+        # A plain reply did its job; it is stored, never answered or acted on itself.
+        return [Finding("confirmation_reply", IGNORE, args)]
 
 
 class Assertion:

@@ -227,3 +227,17 @@ def test_the_code_from_another_address_confirms_nothing(
     assert "eva@cykelbolaget.se" in [str(m["To"]) for m in _outbox(confirm_config)]
     assert all(str(m["To"]) != "eva@cykelbolaget.se" or "Bekräfta" in str(m["Subject"])
                for m in _outbox(confirm_config))
+
+
+def test_a_new_request_that_carries_the_code_confirms_and_is_still_a_request(
+    asked: str, confirm_config: Config, engine: Engine, factory: sessionmaker[Session],
+) -> None:
+    code = _code(confirm_config)
+    body = (f"Kod: {code}\n\nRadera också bertil@example.org i forumet.\n\n{SV_ASSERTION}\n")
+    _send(confirm_config, engine,
+          request_mail("Eva Ek <eva@cykelbolaget.se>", body, subject="Radering"), "second")
+    with factory() as session:
+        states = dict(session.execute(select(Request.subject_line, Request.state)).all())
+    assert states["GDPR-begäran"] == "done"
+    # Not swallowed as a mere reply: it waits for its own confirmation.
+    assert states["Radering"] == confirm.UNCONFIRMED
