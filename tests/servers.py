@@ -7,6 +7,7 @@ A missing Dovecot skips the test, except in CI (CI=true), where it fails.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import email
 import email.policy
@@ -15,6 +16,7 @@ import ipaddress
 import os
 import pwd
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -171,6 +173,7 @@ class Dovecot:
             [self.binary, "-F", "-c", str(conf)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
+            start_new_session=True,  # its own process group: see `stop`
         )
         try:
             wait_for_port(self.port)
@@ -190,6 +193,11 @@ class Dovecot:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        # Dovecot's master leaves its imap processes serving open connections
+        # after it exits; a real restart (or crash) ends them. Without this a
+        # "restart" would not drop a client's connection at all.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
         if process.stderr is not None:
             process.stderr.close()
 

@@ -63,7 +63,7 @@ class ImapSource:
         UIDs are listed once; bodies are fetched in batches, so `done` calls
         between yields (which expunge) never shift what is still to come.
         """
-        uids = sorted(self._call(lambda c: c.search(["NOT", "DELETED"])))
+        uids = sorted(self._call(_search))
         for start in range(0, len(uids), FETCH_BATCH):
             batch = uids[start : start + FETCH_BATCH]
             fetched, uidvalidity = self._call(partial(self._fetch, batch=batch))
@@ -215,6 +215,13 @@ class ImapSource:
         if self._failures <= 1:
             return 0.0
         return float(min(MAX_BACKOFF_SECONDS, 0.5 * 2 ** (self._failures - 2)))
+
+
+def _search(client: IMAPClient) -> list[int]:
+    # A selected mailbox's view changes only at a sync point: without the NOOP,
+    # a long-lived connection does not see mail appended since its last one.
+    client.noop()
+    return list(client.search(["NOT", "DELETED"]))
 
 
 def _is_new_mail(response: Any) -> bool:
