@@ -2,19 +2,25 @@
 
     python benchmarks/engines.py --items 100000
 
-SQLite always; PostgreSQL too when KUNDO_GDPR_TEST_DATABASE_URL is set (a
-throwaway schema is created and dropped). Every erase runs inside a
-transaction that is rolled back, so each repetition sees the same desk.
+SQLite always; PostgreSQL too when KUNDO_GDPR_TEST_DATABASE_URL is set (two
+throwaway databases are created and dropped). Every timed erase commits, on a
+fresh copy of the generated desk (a file copy; CREATE DATABASE … TEMPLATE), so
+ours (a transaction per batch) and the baseline (one transaction) each start
+from the same desk. Each export runs in its own process, so its peak RSS is
+its own.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import os
 import random
 import resource
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -24,27 +30,31 @@ from pathlib import Path
 from typing import Any
 
 from openpyxl import Workbook
-from sqlalchemy import Engine, create_engine, insert, text
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, create_engine, func, insert, make_url, select, text
+from sqlalchemy.orm import Session, sessionmaker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from kundo_gdpr import db
+from kundo_gdpr.actions.erase import erase_subject
 from kundo_gdpr.actions.export import ExportHeader, write_export
-from kundo_gdpr.desk import ChannelRef, open_desk
-from kundo_gdpr.desk.sql import SqlDesk
+from kundo_gdpr.desk import ChannelRef, Strategy, open_desk
 from kundo_gdpr.models import (
     Attachment,
     Channel,
     ChatMessage,
     ChatSession,
     ForumPost,
+    InboundMail,
     MailConversation,
     MailMessage,
     Organization,
+    Request,
 )
 
 SUBJECT = "subject@example.com"
+# The export benchmark's subject: every item of a separate desk is theirs.
+HEAVY = "heavy@example.com"
 CHANNELS = 50
 WORDS = (
     "cykel", "punktering", "leverans", "beställning", "storlek", "kvitto", "faktura", "hej",
@@ -56,8 +66,9 @@ def body(rng: random.Random) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 60)))
 
 
-def generate(engine: Engine, items: int, subject_items: int, seed: int = 1) -> None:
-    """About `items` rows over 50 channels; the subject owns ~`subject_items`."""
+def generate(engine: Engine, items: int, subject_items: int, seed: int = 1,
+             subject: str = SUBJECT) -> None:
+    """About `items` rows over 50 channels; `subject` owns ~`subject_items`."""
     rng = random.Random(seed)
     when = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     share = subject_items / max(items, 1)
@@ -72,7 +83,7 @@ def generate(engine: Engine, items: int, subject_items: int, seed: int = 1) -> N
             by_kind[channel.kind].append(channel.id)
 
         def who() -> str:
-            return SUBJECT if rng.random() < share else f"kund{rng.randint(1, 50000)}@example.net"
+            return subject if rng.random() < share else f"kund{rng.randint(1, 50000)}@example.net"
 
         conn = session.connection()
         per_kind = items // 3
@@ -133,162 +144,304 @@ def _insert(conn: Any, model: Any, rows: list[dict[str, Any]]) -> None:
         conn.execute(insert(model), rows[start:start + 10000])
 
 
+def add_request(engine: Engine) -> int:
+    """An approved erase request for the subject: erase progress rows refer to it."""
+    with Session(engine) as session, session.begin():
+        mail = InboundMail(source="bench", sha256="0" * 64, raw=b"", size=0, state="parsed")
+        request = Request(reference="GDPR-BENCH", inbound_mail=mail, kinds=["erase"],
+                          state="approved", due_at=dt.datetime(2027, 1, 1, tzinfo=dt.UTC))
+        session.add(request)
+        session.flush()
+        return request.id
+
+
 def channels(session: Session) -> list[ChannelRef]:
     org_id = session.execute(text("SELECT id FROM organizations WHERE slug = 'bench'")).scalar()
     assert org_id is not None
     return open_desk("sql", session).organization_channels(org_id, ("mail", "forum", "chat"))
 
 
-def erase_ours(session: Session, refs: list[ChannelRef]) -> None:
-    open_desk("sql", session).erase(SUBJECT, refs)
+# -- erase ---------------------------------------------------------------------------
 
 
-def erase_ours_without_mentions(session: Session, refs: list[ChannelRef]) -> None:
-    """Breakdown only: the delete and redact path, with the mention scan left out."""
-    desk = open_desk("sql", session)
-    real = SqlDesk._mentions
-    SqlDesk._mentions = lambda *args, **kwargs: {}  # type: ignore[method-assign]
+def erase_ours(engine: Engine) -> None:
+    """The whole engine: a committed transaction per batch, progress row and all."""
+    with Session(engine) as session:
+        refs = channels(session)
+        request_id = session.execute(text("SELECT id FROM requests")).scalar_one()
+    erase_subject(sessionmaker(engine), "sql", Strategy(), request_id, SUBJECT, refs)
+
+
+def erase_baseline(engine: Engine) -> None:
+    with Session(engine) as session, session.begin():
+        ids = ", ".join(str(c.id) for c in channels(session))
+        s = {"s": SUBJECT}
+        in_ids = f"channel_id IN ({ids})"
+        conv = f"SELECT id FROM mail_conversations WHERE lower(customer_email) = :s AND {in_ids}"
+        sess = f"SELECT id FROM chat_sessions WHERE lower(visitor_email) = :s AND {in_ids}"
+        for sql in (
+            f"DELETE FROM mail_messages WHERE conversation_id IN ({conv})",
+            f"DELETE FROM mail_conversations WHERE lower(customer_email) = :s AND {in_ids}",
+            f"DELETE FROM chat_messages WHERE session_id IN ({sess})",
+            f"DELETE FROM chat_sessions WHERE lower(visitor_email) = :s AND {in_ids}",
+            f"DELETE FROM forum_posts WHERE lower(author_email) = :s AND {in_ids}",
+        ):
+            session.execute(text(sql), s)
+
+
+def erase_naive(engine: Engine, sample: int) -> tuple[float, int, int]:
+    """The ORM, a row at a time, a commit per row: (seconds, rows done, rows in all)."""
+    with Session(engine) as session:
+        ids = [c.id for c in channels(session)]
+        stmt = select(ForumPost).where(func.lower(ForumPost.author_email) == SUBJECT,
+                                       ForumPost.channel_id.in_(ids))
+        total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
+        posts = list(session.scalars(stmt.limit(sample)))
+        start = time.perf_counter()
+        for post in posts:
+            session.delete(post)
+            session.commit()
+        return time.perf_counter() - start, len(posts), int(total)
+
+
+class Backend:
+    """A desk database that can be copied, so every timed erase starts from the same desk."""
+
+    def __init__(self, name: str, url: str) -> None:
+        self.name, self.url = name, url
+
+    def engine(self, url: str | None = None) -> Engine:
+        return db.make_engine(url or self.url)
+
+    def copy(self) -> str:
+        raise NotImplementedError
+
+    def drop(self, url: str) -> None:
+        raise NotImplementedError
+
+
+class SqliteBackend(Backend):
+    def copy(self) -> str:
+        source = Path(self.url.removeprefix("sqlite:///"))
+        target = source.with_name(f"copy-{uuid.uuid4().hex[:6]}.sqlite3")
+        for suffix in ("", "-wal"):  # with the write-ahead log, the copy is the whole desk
+            if Path(f"{source}{suffix}").exists():
+                shutil.copyfile(f"{source}{suffix}", f"{target}{suffix}")
+        return f"sqlite:///{target}"
+
+    def drop(self, url: str) -> None:
+        for suffix in ("", "-wal", "-shm"):
+            Path(url.removeprefix("sqlite:///") + suffix).unlink(missing_ok=True)
+
+
+class PostgresBackend(Backend):
+    def __init__(self, name: str, url: str, admin: Engine) -> None:
+        super().__init__(name, url)
+        self.admin = admin
+
+    def copy(self) -> str:
+        source = make_url(self.url).database
+        target = f"bench_{uuid.uuid4().hex[:8]}"
+        with self.admin.connect() as conn:
+            conn.execute(text(f"CREATE DATABASE {target} TEMPLATE {source}"))
+        return make_url(self.url).set(database=target).render_as_string(hide_password=False)
+
+    def drop(self, url: str) -> None:
+        with self.admin.connect() as conn:
+            conn.execute(text(f"DROP DATABASE IF EXISTS {make_url(url).database} WITH (FORCE)"))
+
+
+def on_copy(backend: Backend, work: Callable[[Engine], Any]) -> tuple[float, Any]:
+    url = backend.copy()
+    engine = backend.engine(url)
     try:
-        desk.erase(SUBJECT, refs)
+        start = time.perf_counter()
+        result = work(engine)
+        return time.perf_counter() - start, result
     finally:
-        SqlDesk._mentions = real  # type: ignore[method-assign]
+        engine.dispose()
+        backend.drop(url)
 
 
-def erase_baseline(session: Session, refs: list[ChannelRef]) -> None:
-    ids = ", ".join(str(c.id) for c in refs)
-    s = {"s": SUBJECT}
-    in_ids = f"channel_id IN ({ids})"
-    conv = f"SELECT id FROM mail_conversations WHERE lower(customer_email) = :s AND {in_ids}"
-    sess = f"SELECT id FROM chat_sessions WHERE lower(visitor_email) = :s AND {in_ids}"
-    for sql in (
-        f"DELETE FROM mail_messages WHERE conversation_id IN ({conv})",
-        f"DELETE FROM mail_conversations WHERE lower(customer_email) = :s AND {in_ids}",
-        f"DELETE FROM chat_messages WHERE session_id IN ({sess})",
-        f"DELETE FROM chat_sessions WHERE lower(visitor_email) = :s AND {in_ids}",
-        f"DELETE FROM forum_posts WHERE lower(author_email) = :s AND {in_ids}",
-    ):
-        session.execute(text(sql), s)
-
-
-def timed_rollback(engine: Engine, work: Callable[[Session, list[ChannelRef]], None],
-                   repeat: int) -> float:
-    times = []
+def bench_erase(backend: Backend, repeat: int, sample: int) -> None:
+    times: dict[str, list[float]] = {"ours": [], "baseline": []}
     for _ in range(repeat):
-        with Session(engine) as session:
-            refs = channels(session)
-            start = time.perf_counter()
-            work(session, refs)
-            session.flush()
-            times.append(time.perf_counter() - start)
-            session.rollback()
-    return statistics.median(times)
+        for label, work in (("ours", erase_ours), ("baseline", erase_baseline)):
+            took, _ = on_copy(backend, work)
+            times[label].append(took)
+    ours, base = statistics.median(times["ours"]), statistics.median(times["baseline"])
+    print(f"   erase   ours {ours * 1000:8.1f} ms   baseline {base * 1000:8.1f} ms   "
+          f"speed ratio {base / ours:.2f}x (goal >= 0.5x; median of {repeat}, each on a fresh "
+          "copy of the desk, commits included)")
+    _, (took, done, total) = on_copy(backend, lambda e: erase_naive(e, sample))
+    if done:
+        whole = took / done * total
+        print(f"           naive ORM loop, a commit per row: {took / done * 1000:.2f} ms/row, "
+              f"~{whole:.1f} s for the subject's {total} forum posts alone "
+              f"(measured on {done} rows, extrapolated) = {whole / base:.0f}x the baseline's "
+              "time for all their items")
 
 
-def export_ours(engine: Engine, path: Path) -> int:
+# -- export ----------------------------------------------------------------------------
+
+
+def export_child(url: str, which: str, folder: str) -> None:
+    """Runs in its own process, so its peak RSS is the export's alone."""
+    engine = db.make_engine(url)
+    path = Path(folder) / f"{which}.xlsx"
+    start = time.perf_counter()
     with Session(engine) as session:
-        header = ExportHeader("GDPR-BENCH", "Bench AB", SUBJECT, dt.datetime.now(dt.UTC), "en")
-        counts = write_export(path, header, open_desk("sql", session), channels(session))
-        return sum(counts.values())
+        refs = channels(session)
+        desk = open_desk("sql", session)
+        if which == "ours":
+            header = ExportHeader("GDPR-BENCH", "Bench AB", HEAVY, dt.datetime.now(dt.UTC), "en")
+            rows = sum(write_export(path, header, desk, refs, path.with_suffix(".json")).values())
+        elif which == "ours-xlsx":
+            header = ExportHeader("GDPR-BENCH", "Bench AB", HEAVY, dt.datetime.now(dt.UTC), "en")
+            rows = sum(write_export(path, header, desk, refs).values())
+        else:
+            rows = export_bare(desk, refs, path)
+    took = time.perf_counter() - start
+    print(json.dumps({"seconds": took, "rows": rows, "rss_mb": peak_rss_mb()}))
 
 
-def export_baseline(engine: Engine, path: Path) -> int:
+def export_bare(desk: Any, refs: list[ChannelRef], path: Path) -> int:
+    """The baseline: the same rows into a bare openpyxl write-only workbook."""
+    book = Workbook(write_only=True)
+    rows = 0
+    for sheet in desk.export(HEAVY, refs):
+        ws = book.create_sheet(sheet.kind)
+        ws.append(list(sheet.columns))
+        for row in sheet.rows:
+            ws.append([v.replace(tzinfo=None) if isinstance(v, dt.datetime) else v for v in row])
+            rows += 1
+    book.save(path)
+    return rows
+
+
+def bench_export(url: str, repeat: int) -> None:
+    runs: dict[str, list[dict[str, float]]] = {"ours": [], "ours-xlsx": [], "baseline": []}
+    with tempfile.TemporaryDirectory() as folder:
+        for _ in range(repeat):
+            for which in runs:
+                out = subprocess.run(
+                    [sys.executable, __file__, "--export-child", url, which, folder],
+                    check=True, capture_output=True, text=True).stdout
+                runs[which].append(json.loads(out.strip().splitlines()[-1]))
+    med = {k: statistics.median(r["seconds"] for r in v) for k, v in runs.items()}
+    rss = {k: max(r["rss_mb"] for r in v) for k, v in runs.items()}
+    rows = int(runs["ours"][0]["rows"])
+    print(f"   export  ours (xlsx + JSON) {med['ours'] * 1000:8.1f} ms   "
+          f"baseline (bare openpyxl) {med['baseline'] * 1000:8.1f} ms   "
+          f"speed ratio {med['baseline'] / med['ours']:.2f}x (goal >= 0.75x), {rows} rows")
+    print(f"           ours, xlsx only {med['ours-xlsx'] * 1000:8.1f} ms   speed ratio "
+          f"{med['baseline'] / med['ours-xlsx']:.2f}x")
+    print(f"           peak RSS: ours {rss['ours']:.0f} MB (goal < 200 MB), "
+          f"baseline {rss['baseline']:.0f} MB (each in its own process)")
+
+
+# -- lookup ------------------------------------------------------------------------------
+
+LOOKUPS = (
+    "SELECT id FROM forum_posts WHERE lower(author_email) = :s AND channel_id IN ({ids})",
+    "SELECT id FROM mail_conversations WHERE lower(customer_email) = :s AND channel_id IN ({ids})",
+    "SELECT id FROM chat_sessions WHERE lower(visitor_email) = :s AND channel_id IN ({ids})",
+)
+
+
+def lookup(engine: Engine) -> tuple[float, int, list[str]]:
+    """All of the subject's items (the three item roots), timed together."""
     with Session(engine) as session:
-        sheets = open_desk("sql", session).export(SUBJECT, channels(session))
-        book = Workbook(write_only=True)
-        rows = 0
-        for sheet in sheets:
-            ws = book.create_sheet(sheet.kind)
-            ws.append(list(sheet.columns))
-            for row in sheet.rows:
-                ws.append([v.replace(tzinfo=None) if isinstance(v, dt.datetime) else v
-                           for v in row])
-                rows += 1
-        book.save(path)
-        return rows
-
-
-def lookup(engine: Engine) -> tuple[float, list[str]]:
-    sql = "SELECT id FROM forum_posts WHERE lower(author_email) = :s"
-    explain = ("EXPLAIN QUERY PLAN " if engine.dialect.name == "sqlite" else "EXPLAIN ") + sql
-    times = []
+        ids = ", ".join(str(c.id) for c in channels(session))
+    prefix = "EXPLAIN QUERY PLAN " if engine.dialect.name == "sqlite" else "EXPLAIN "
+    times, found, plan = [], 0, []
     with engine.connect() as conn:
         for _ in range(5):
             start = time.perf_counter()
-            conn.execute(text(sql), {"s": SUBJECT}).all()
+            found = sum(len(conn.execute(text(q.format(ids=ids)), {"s": SUBJECT}).all())
+                        for q in LOOKUPS)
             times.append(time.perf_counter() - start)
-        result = conn.execute(text(explain), {"s": SUBJECT})
-        plan = [" ".join(str(c) for c in row) for row in result]
-    return statistics.median(times), plan
+        for q in LOOKUPS:
+            plan.append(q.split(" WHERE")[0])
+            rows = conn.execute(text(prefix + q.format(ids=ids)), {"s": SUBJECT})
+            plan += ["  " + " ".join(str(c) for c in row) for row in rows]
+    return statistics.median(times), found, plan
 
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bench(name: str, url: str, items: int, subject_items: int, repeat: int) -> None:
-    engine = db.make_engine(url)
+# -- driver --------------------------------------------------------------------------------
+
+
+def bench(backend: Backend, export_url: str, items: int, subject_items: int,
+          export_items: int, repeat: int, sample: int) -> None:
+    engine = backend.engine()
     db.upgrade(engine)
     start = time.perf_counter()
     generate(engine, items, subject_items)
-    print(f"\n== {name}: {items} items generated in {time.perf_counter() - start:.1f}s")
+    add_request(engine)
+    print(f"\n== {backend.name}: {items} items generated in {time.perf_counter() - start:.1f}s")
     with Session(engine) as session:
-        print("   subject's items:", open_desk("sql", session).count(SUBJECT, channels(session)))
-    ours = timed_rollback(engine, erase_ours, repeat)
-    base = timed_rollback(engine, erase_baseline, repeat)
-    bare = timed_rollback(engine, erase_ours_without_mentions, repeat)
-    print(f"   erase   ours {ours * 1000:8.1f} ms   baseline {base * 1000:8.1f} ms   "
-          f"speed ratio {base / ours:.2f}x (goal >= 0.5x)")
-    print(f"           ours without the mention scan {bare * 1000:8.1f} ms   "
-          f"speed ratio {base / bare:.2f}x")
-    with tempfile.TemporaryDirectory() as tmp:
-        times: dict[str, list[float]] = {"ours": [], "baseline": []}
-        rows = 0
-        for _ in range(repeat):
-            for label, fn in (("ours", export_ours), ("baseline", export_baseline)):
-                t0 = time.perf_counter()
-                rows = fn(engine, Path(tmp) / f"{label}.xlsx")
-                times[label].append(time.perf_counter() - t0)
-        o, b = statistics.median(times["ours"]), statistics.median(times["baseline"])
-        print(f"   export  ours {o * 1000:8.1f} ms   baseline {b * 1000:8.1f} ms   "
-              f"speed ratio {b / o:.2f}x (goal >= 0.75x), {rows} rows, "
-              f"peak RSS {peak_rss_mb():.0f} MB")
-    took, plan = lookup(engine)
-    print(f"   lookup  {took * 1000:.2f} ms (goal < 50 ms); plan:")
+        counts = open_desk("sql", session).count(SUBJECT, channels(session))
+        print("   subject's items:", counts)
+    took, found, plan = lookup(engine)
+    print(f"   lookup  {took * 1000:.2f} ms for the subject's {found} item roots among "
+          f"{items} (goal < 50 ms); plans:")
     for line in plan:
         print("     ", line)
     engine.dispose()
+    bench_erase(backend, repeat, sample)
+    export_engine = db.make_engine(export_url)
+    db.upgrade(export_engine)
+    generate(export_engine, export_items, export_items, subject=HEAVY)
+    export_engine.dispose()
+    bench_export(export_url, repeat)
 
 
-def iter_backends(tmp: Path) -> Iterator[tuple[str, str, Callable[[], None]]]:
-    yield "SQLite", f"sqlite:///{tmp / 'bench.sqlite3'}", lambda: None
+def backends(tmp: Path) -> Iterator[tuple[Backend, str, Callable[[], None]]]:
+    yield (SqliteBackend("SQLite", f"sqlite:///{tmp / 'bench.sqlite3'}"),
+           f"sqlite:///{tmp / 'export.sqlite3'}", lambda: None)
     base = os.environ.get("KUNDO_GDPR_TEST_DATABASE_URL")
     if base:
-        schema = f"bench_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(base)
-        with admin.begin() as conn:
-            conn.execute(text(f"CREATE SCHEMA {schema}"))
+        admin = create_engine(base, isolation_level="AUTOCOMMIT")
+        names = [f"bench_{uuid.uuid4().hex[:8]}" for _ in range(2)]
+        with admin.connect() as conn:
+            for name in names:
+                conn.execute(text(f"CREATE DATABASE {name}"))
+        urls = [make_url(base).set(database=n).render_as_string(hide_password=False)
+                for n in names]
+        backend = PostgresBackend("PostgreSQL", urls[0], admin)
 
         def drop() -> None:
-            with admin.begin() as conn:
-                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+            for url in urls:
+                backend.drop(url)
             admin.dispose()
 
-        sep = "&" if "?" in base else "?"
-        yield "PostgreSQL", f"{base}{sep}options=-csearch_path%3D{schema}", drop
+        yield backend, urls[1], drop
 
 
 def main() -> None:
+    if len(sys.argv) == 5 and sys.argv[1] == "--export-child":
+        export_child(*sys.argv[2:])
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--subject-items", type=int, default=None,
                         help="default: items / 200 (5,000 for a million)")
+    parser.add_argument("--export-items", type=int, default=100_000,
+                        help="rows of the export benchmark's subject (default 100,000)")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--naive-sample", type=int, default=200,
+                        help="rows the naive ORM loop deletes before extrapolating")
     args = parser.parse_args()
     subject_items = args.subject_items or max(args.items // 200, 10)
     with tempfile.TemporaryDirectory() as tmp:
-        for name, url, cleanup in iter_backends(Path(tmp)):
+        for backend, export_url, cleanup in backends(Path(tmp)):
             try:
-                bench(name, url, args.items, subject_items, args.repeat)
+                bench(backend, export_url, args.items, subject_items, args.export_items,
+                      args.repeat, args.naive_sample)
             finally:
                 cleanup()
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, update
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from kundo_gdpr import i18n
@@ -112,10 +112,9 @@ def scan(
     pattern = address_pattern(subject)
     folded = [n.casefold() for n in names]
     for target in targets(kind, strategy):
-        needles = [subject, *names]
-        hit = or_(*(_contains(session, c, n) for c in target.columns for n in needles))
+        hits = [_contains(session, c, n) for c in target.columns for n in [subject, *names]]
         last = (cursor or {}).get(target.table, 0)
-        for rows in _pages(session, target, subject, channel_ids, hit, last):
+        for rows in _pages(session, target, subject, channel_ids, hits, last):
             yield _page(session, target, rows, pattern, folded, markers, dry_run)
 
 
@@ -160,25 +159,47 @@ def stored_names(session: Session, subject: str, channel_ids: Sequence[int]) -> 
 
 def _pages(
     session: Session, target: Target, subject: str, channel_ids: Sequence[int],
-    hit: ColumnElement[bool], last: int,
+    hits: list[ColumnElement[bool]], last: int,
 ) -> Iterator[list[Any]]:
-    # Keyset pages: a candidate the exact pattern rejects (malice@…) still
-    # matches the substring test, so paging by "what still matches" would
-    # never end; and a resumed scan starts after the last committed page.
-    while True:
-        stmt = select(target.model.id, target.channel, *target.columns)
+    # The candidates' ids first, then their texts a page at a time. Keyset by
+    # id: a candidate the exact pattern rejects (malice@…) still matches the
+    # substring test, and a resumed scan starts after the last committed page.
+    found = _candidates(session, target, subject, channel_ids, hits, last)
+    for start in range(0, len(found), PAGE):
+        page = found[start:start + PAGE]
+        rows = select(target.model.id, target.channel, *target.columns)
         if target.join is not None:
-            stmt = stmt.join(*target.join)
-        stmt = stmt.where(target.channel.in_(list(channel_ids)), hit, target.model.id > last)
+            rows = rows.join(*target.join)
+        got = list(session.execute(rows.where(target.model.id.in_(page))
+                                   .order_by(target.model.id)))
+        if got:  # empty only if another writer removed the whole page meanwhile
+            yield got
+
+
+def _candidates(
+    session: Session, target: Target, subject: str, channel_ids: Sequence[int],
+    hits: list[ColumnElement[bool]], last: int,
+) -> list[int]:
+    def matching(hit: ColumnElement[bool]) -> Select[tuple[int]]:
+        ids = select(target.model.id)
+        if target.join is not None:
+            ids = ids.join(*target.join)
+        ids = ids.where(target.channel.in_(list(channel_ids)), hit, target.model.id > last)
         if target.owner is not None:
-            stmt = stmt.where(func.coalesce(func.lower(target.owner), "") != subject.lower())
+            ids = ids.where(func.coalesce(func.lower(target.owner), "") != subject.lower())
         if target.gone is not None:
-            stmt = stmt.where(~target.gone(subject))
-        rows = list(session.execute(stmt.order_by(target.model.id).limit(PAGE)))
-        if not rows:
-            return
-        yield rows
-        last = rows[-1][0]
+            ids = ids.where(~target.gone(subject))
+        return ids
+
+    if session.get_bind().dialect.name == "postgresql":
+        # One query per column and needle, each answered by its trigram index;
+        # OR-ed together, the planner tends to scan every row instead.
+        found: set[int] = set()
+        for hit in hits:
+            found.update(session.scalars(matching(hit)))
+        return sorted(found)
+    # SQLite has no text index: one pass over the rows tests every needle.
+    return list(session.scalars(matching(or_(*hits)).order_by(target.model.id)))
 
 
 def _in_subjects_threads(subject: str) -> ColumnElement[bool]:

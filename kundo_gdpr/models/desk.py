@@ -22,12 +22,32 @@ from sqlalchemy import (
     Table,
     Text,
     func,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from kundo_gdpr.models.base import Base, UtcDateTime, utcnow
 
 CHANNEL_KINDS = ("mail", "forum", "chat")
+
+
+def text_search_index(table: str, column: str) -> Index:
+    """A trigram index for substring search on PostgreSQL (pg_trgm, GIN).
+
+    Finding others' items that mention the subject is `column ILIKE '%addr%'`
+    over every item; with this index PostgreSQL reads only the few rows whose
+    trigrams match instead of every text. SQLite has no such index: there it
+    is an empty partial index (WHERE 0), present only so that both databases
+    have the schema the models describe.
+    """
+    return Index(
+        f"ix_{table}_{column}_trgm",
+        column,
+        postgresql_using="gin",
+        postgresql_ops={column: "gin_trgm_ops"},
+        sqlite_where=text("0"),
+    )
+
 
 channel_editors = Table(
     "channel_editors",
@@ -84,6 +104,8 @@ class ForumPost(Base):
     __tablename__ = "forum_posts"
     __table_args__ = (
         Index("ix_forum_posts_author_email_lower", func.lower(Column("author_email"))),
+        text_search_index("forum_posts", "title"),
+        text_search_index("forum_posts", "body"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -110,6 +132,7 @@ class MailConversation(Base):
     __tablename__ = "mail_conversations"
     __table_args__ = (
         Index("ix_mail_conversations_customer_email_lower", func.lower(Column("customer_email"))),
+        text_search_index("mail_conversations", "subject"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -127,6 +150,9 @@ class MailMessage(Base):
     __table_args__ = (
         CheckConstraint("direction IN ('in', 'out')", name="direction"),
         Index("ix_mail_messages_from_addr_lower", func.lower(Column("from_addr"))),
+        text_search_index("mail_messages", "from_addr"),
+        text_search_index("mail_messages", "to_addr"),
+        text_search_index("mail_messages", "body"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -158,7 +184,10 @@ class ChatSession(Base):
 
 class ChatMessage(Base):
     __tablename__ = "chat_messages"
-    __table_args__ = (CheckConstraint("sender IN ('visitor', 'agent')", name="sender"),)
+    __table_args__ = (
+        CheckConstraint("sender IN ('visitor', 'agent')", name="sender"),
+        text_search_index("chat_messages", "body"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     session_id: Mapped[int] = mapped_column(

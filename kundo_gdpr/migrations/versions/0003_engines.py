@@ -1,4 +1,7 @@
-"""engines: forum parent index, erase progress per batch
+"""engines: forum parent index, trigram text indexes, erase progress per batch
+
+PostgreSQL needs the pg_trgm extension (shipped with PostgreSQL); creating it
+takes a superuser once, or run `CREATE EXTENSION pg_trgm` before upgrading.
 
 Revision ID: 0003
 Revises: 0002
@@ -16,8 +19,32 @@ branch_labels = None
 depends_on = None
 
 
+TEXT_COLUMNS = (
+    ("forum_posts", "title"),
+    ("forum_posts", "body"),
+    ("mail_conversations", "subject"),
+    ("mail_messages", "from_addr"),
+    ("mail_messages", "to_addr"),
+    ("mail_messages", "body"),
+    ("chat_messages", "body"),
+)
+
+
 def upgrade() -> None:
     op.create_index(op.f("ix_forum_posts_parent_id"), "forum_posts", ["parent_id"], unique=False)
+    if op.get_bind().dialect.name == "postgresql":
+        # In pg_catalog, so gin_trgm_ops is found whatever the search_path.
+        op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA pg_catalog")
+    for table, column in TEXT_COLUMNS:
+        # See models.desk.text_search_index: GIN on PostgreSQL, empty on SQLite.
+        op.create_index(
+            f"ix_{table}_{column}_trgm",
+            table,
+            [column],
+            postgresql_using="gin",
+            postgresql_ops={column: "gin_trgm_ops"},
+            sqlite_where=sa.text("0"),
+        )
     op.create_table(
         "erase_progress",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -42,4 +69,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("erase_progress")
+    for table, column in TEXT_COLUMNS:
+        op.drop_index(f"ix_{table}_{column}_trgm", table_name=table)
     op.drop_index(op.f("ix_forum_posts_parent_id"), table_name="forum_posts")
