@@ -54,6 +54,12 @@ class Worker:
     transport: Transport
     stop: threading.Event = field(default_factory=threading.Event)
 
+    def __post_init__(self) -> None:
+        # A source that backs off (IMAP) must not sleep through a SIGTERM.
+        interrupt_with = getattr(self.source, "interrupt_with", None)
+        if interrupt_with is not None:
+            interrupt_with(self.stop)
+
     @classmethod
     def from_config(cls, config: Config) -> Worker:
         engine = db.make_engine(config.database_url())

@@ -383,3 +383,23 @@ def test_a_running_worker_reconnects_after_dovecot_restarts_and_answers_new_mail
     assert "IMAP connection to 127.0.0.1 lost" in worker.log.read_text()
     assert [r.state for r in requests(engine)] == ["done", "done"]
     assert dovecot.messages("INBOX") == []
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the database plays no part
+def test_sigterm_is_honoured_while_the_worker_backs_off_from_a_dead_imap_server(
+    db_url: str,
+    engine: Engine,
+    dovecot: Dovecot,
+    start_worker: Callable[[], RunningWorker],
+) -> None:
+    worker = start_worker()
+    time.sleep(1.5)  # connected and idling
+    dovecot.stop()
+    # Reconnecting fails again and again; the pause between tries doubles
+    # (0.5, 1, 2, 4, 8 s ...), so by now the worker sleeps in a long one.
+    time.sleep(10)
+    assert worker.process.poll() is None
+    stopped = time.monotonic()
+    assert worker.stop() == 0
+    assert time.monotonic() - stopped < 3
+    assert "IMAP connection to 127.0.0.1 lost" in worker.log.read_text()

@@ -15,6 +15,7 @@ import contextlib
 import imaplib
 import logging
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterator
 from functools import partial
@@ -54,6 +55,11 @@ class ImapSource:
         self._uidvalidity: int | None = None
         self._failures = 0
         self._context: ssl.SSLContext | None = None
+        self._stop = threading.Event()
+
+    def interrupt_with(self, stop: threading.Event) -> None:
+        """Cut every backoff pause short once `stop` is set (SIGTERM)."""
+        self._stop = stop
 
     # -- MailSource ---------------------------------------------------------
 
@@ -94,7 +100,7 @@ class ImapSource:
         try:
             client = self._connected()
             if not client.has_capability("IDLE"):
-                time.sleep(max(0.0, timeout))
+                self._pause(timeout)
                 return True
             while (remaining := deadline - time.monotonic()) > 0:
                 # Servers may drop an IDLE after 30 minutes (RFC 2177); renew early.
@@ -103,7 +109,7 @@ class ImapSource:
             return False
         except CONNECTION_ERRORS as exc:
             self._drop(exc)
-            time.sleep(max(0.0, min(self._backoff(), deadline - time.monotonic())))
+            self._pause(min(self._backoff(), deadline - time.monotonic()))
             return True
 
     def _idle_once(self, client: IMAPClient, seconds: float) -> bool:
@@ -156,7 +162,7 @@ class ImapSource:
                 self._drop(exc)
                 if attempt == 2:
                     raise
-                time.sleep(self._backoff())
+                self._pause(self._backoff())
                 continue
             self._failures = 0
             return result
@@ -210,6 +216,9 @@ class ImapSource:
         client, self._client = self._client, None
         if client is not None:
             _shutdown(client)
+
+    def _pause(self, seconds: float) -> None:
+        self._stop.wait(max(0.0, seconds))
 
     def _backoff(self) -> float:
         if self._failures <= 1:
