@@ -369,6 +369,18 @@ def lookup(engine: Engine) -> tuple[float, int, list[str]]:
 
 
 def peak_rss_mb() -> float:
+    """This process's peak resident memory.
+
+    Linux keeps ru_maxrss across fork and exec, so a child started by a big
+    parent would report the parent's size; VmHWM belongs to the child's own
+    address space.
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
