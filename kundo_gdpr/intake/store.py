@@ -169,9 +169,7 @@ def parse_one(factory: sessionmaker[Session], config: Config) -> bool:
     return True
 
 
-def _is_duplicate(
-    session: Session, config: Config, mail: InboundMail, parsed: ParsedMail
-) -> bool:
+def _is_duplicate(session: Session, config: Config, mail: InboundMail, parsed: ParsedMail) -> bool:
     """The same request resent (same Message-ID from the same authenticated sender).
 
     A Message-ID alone proves nothing: anyone can reuse one, and so can anyone
