@@ -131,6 +131,8 @@ class Dovecot:
     # With a certificate: STARTTLS on `port`, implicit TLS on `imaps_port`.
     cert: Certificate | None = None
     imaps_port: int = 0
+    # Appended to dovecot.conf, e.g. an `imap_capability` line to hide MOVE or IDLE.
+    extra_config: str = ""
 
     def write_config(self) -> Path:
         me = pwd.getpwuid(os.getuid())
@@ -159,6 +161,7 @@ class Dovecot:
                 ssl=self._ssl_settings(),
                 imaps_port=self.imaps_port,
             )
+            + self.extra_config
         )
         return conf
 
@@ -265,7 +268,17 @@ def dovecot_tls(certificate: Certificate) -> Iterator[Dovecot]:
     yield from _dovecot(certificate)
 
 
-def _dovecot(cert: Certificate | None) -> Iterator[Dovecot]:
+@pytest.fixture(params=["UIDPLUS", "no UIDPLUS"])
+def dovecot_without_move_or_idle(request: pytest.FixtureRequest) -> Iterator[Dovecot]:
+    """A Dovecot that advertises neither MOVE nor IDLE (and, in one variant, no
+    UIDPLUS), like many older servers: the fallbacks get exercised."""
+    capabilities = "IMAP4rev1 LITERAL+ SASL-IR LOGIN-REFERRALS ID ENABLE"
+    if request.param == "UIDPLUS":
+        capabilities += " UIDPLUS"
+    yield from _dovecot(None, f"imap_capability = {capabilities}\n")
+
+
+def _dovecot(cert: Certificate | None, extra_config: str = "") -> Iterator[Dovecot]:
     binary = dovecot_binary()
     if binary is None:
         need_server("Dovecot (apt-get install dovecot-imapd)")
@@ -280,6 +293,7 @@ def _dovecot(cert: Certificate | None) -> Iterator[Dovecot]:
         port=free_port(),
         cert=cert,
         imaps_port=free_port() if cert else 0,
+        extra_config=extra_config,
     )
     server.write_config()
     server.start()

@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -403,3 +404,40 @@ def test_sigterm_is_honoured_while_the_worker_backs_off_from_a_dead_imap_server(
     assert worker.stop() == 0
     assert time.monotonic() - stopped < 3
     assert "IMAP connection to 127.0.0.1 lost" in worker.log.read_text()
+
+
+dovecot_without_move_or_idle = servers.dovecot_without_move_or_idle
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the database plays no part
+def test_without_move_or_idle_the_worker_copies_expunges_and_polls(
+    tmp_path: Path,
+    db_url: str,
+    engine: Engine,
+    world: None,
+    dovecot_without_move_or_idle: Dovecot,
+    smtp_server: SmtpServer,
+) -> None:
+    imap = dovecot_without_move_or_idle
+    data = config_data(db_url, imap, smtp_server, service={"poll_seconds": 0.5})
+    worker = make_worker(from_dict(data, root=tmp_path), engine, imap)
+    with imap.client() as client:
+        assert not {b"MOVE", b"IDLE"} & set(client.capabilities())
+    started = time.monotonic()
+    assert worker.source.wait(0.3) is True  # no IDLE: a plain sleep, then look again
+    assert 0.25 < time.monotonic() - started < 2
+
+    imap.append(erase_mail(1))
+    thread = threading.Thread(target=worker.run_forever)
+    thread.start()
+    try:
+        assert wait_until(lambda: len(smtp_server.received) == 2, 30)
+        imap.append(erase_mail(2))  # found by polling, not by IDLE
+        assert wait_until(lambda: len(smtp_server.received) == 4, 30)
+    finally:
+        worker.stop.set()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert [r.state for r in requests(engine)] == ["done", "done"]
+    assert len(imap.messages("Processed")) == 2
+    assert imap.messages("INBOX") == []  # expunged, or flagged \\Deleted where no UIDPLUS
