@@ -241,3 +241,23 @@ def test_a_new_request_that_carries_the_code_confirms_and_is_still_a_request(
     assert states["GDPR-begäran"] == "done"
     # Not swallowed as a mere reply: it waits for its own confirmation.
     assert states["Radering"] == confirm.UNCONFIRMED
+
+
+def test_an_unauthenticated_reply_with_the_code_confirms_nothing(
+    world: None, tmp_path: Path, db_url: str, engine: Engine, factory: sessionmaker[Session],
+) -> None:
+    # auth.require on: the unsigned request is asked for confirmation (and goes to
+    # review after it), but an unsigned reply cannot be the confirmation.
+    config = make_config(tmp_path, db_url, policy={"confirm_by_mail": True})
+    _send(config, engine, request_mail("Eva Ek <eva@cykelbolaget.se>", ERASE_ALICE), "erase")
+    request = _request(factory)
+    assert request.state == confirm.UNCONFIRMED
+    assert "sender_unauthenticated" in request.problems
+    code = _code(config)
+    _send(config, engine, request_mail("eva@cykelbolaget.se", f"Koden: {code}\n",
+                                       subject="Sv: Bekräfta"), "reply")
+    with factory() as session:
+        states = dict(session.execute(select(Request.subject_line, Request.state)).all())
+        assert session.scalars(select(Confirmation.state)).one() == "pending"
+    assert states["GDPR-begäran"] == confirm.UNCONFIRMED
+    assert _alice_chats(factory) == 2
