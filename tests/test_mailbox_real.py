@@ -112,7 +112,7 @@ def test_our_own_reply_fed_back_into_the_inbox_is_stored_and_never_answered(
     dovecot.append(erase_mail(1))
     run_all(worker)
     receipt = next(r.raw for r in smtp_server.received if b".receipt@" in r.raw)
-    receipt_id = str(message_from_bytes(receipt)["Message-ID"])
+    receipt_id = "".join(str(message_from_bytes(receipt)["Message-ID"]).split())  # unfolded
     assert receipt_id.endswith("@gdpr.kundo.se>")
 
     # As it left us; with every robot header stripped by some relay, so only
@@ -441,3 +441,27 @@ def test_without_move_or_idle_the_worker_copies_expunges_and_polls(
     assert [r.state for r in requests(engine)] == ["done", "done"]
     assert len(imap.messages("Processed")) == 2
     assert imap.messages("INBOX") == []  # expunged, or flagged \\Deleted where no UIDPLUS
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)  # the database plays no part
+def test_a_processed_folder_deleted_while_the_worker_runs_is_made_again(
+    tmp_path: Path,
+    db_url: str,
+    engine: Engine,
+    world: None,
+    dovecot: Dovecot,
+    smtp_server: SmtpServer,
+) -> None:
+    worker = make_worker(
+        from_dict(config_data(db_url, dovecot, smtp_server), root=tmp_path), engine, dovecot
+    )
+    dovecot.append(erase_mail(1))
+    run_all(worker)
+    with dovecot.client() as client:
+        client.delete_folder("Processed")
+    dovecot.append(erase_mail(2))
+    run_all(worker)  # the same connection, which made the folder at login
+
+    assert [r.state for r in requests(engine)] == ["done", "done"]
+    assert dovecot.messages("INBOX") == []
+    assert len(dovecot.messages("Processed")) == 1  # the first went with the old folder

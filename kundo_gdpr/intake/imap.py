@@ -146,7 +146,23 @@ class ImapSource:
             if client.has_capability("UIDPLUS"):
                 client.uid_expunge([uid])  # never a bare EXPUNGE: other clients' flags
 
-        self._call(move)
+        def ensure_and_move(client: IMAPClient) -> None:
+            self._ensure_folders(client)
+            move(client)
+
+        # The server may refuse, e.g. when someone deleted the folder: make the
+        # folders again and retry once. If it still refuses, the message stays
+        # put and the next pass, which finds it already stored, tries again;
+        # one unmovable message must not stop the ones behind it.
+        for attempt in (move, ensure_and_move):
+            try:
+                self._call(attempt)
+                return
+            except IMAPClientError as exc:
+                if isinstance(exc, imaplib.IMAP4.abort):  # the connection, not a refusal
+                    raise
+                refusal = exc
+        log.error("IMAP server refused to move %s to %s: %s", key, folder, refusal)
 
     def _fetch(self, client: IMAPClient, *, batch: list[int]) -> tuple[dict[int, Any], int]:
         uidvalidity = self._uidvalidity
