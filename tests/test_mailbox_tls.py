@@ -3,6 +3,7 @@ aiosmtpd with STARTTLS or implicit TLS and AUTH, Dovecot with STARTTLS and IMAPS
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,8 @@ def smtp_config(
             "intake": {"maildir": {"path": str(tmp_path / "inbox")}},
             "outbox": {
                 "transport": "smtp",
-                "retry_base_seconds": 0.01,
+                # Longer than a pass, so one pass makes one attempt.
+                "retry_base_seconds": 0.5,
                 "max_attempts": 3,
                 "smtp": {
                     "host": "127.0.0.1",
@@ -78,7 +80,9 @@ def run(config: Config, engine: Engine, passes: int = 1) -> list[OutboundMail]:
     """`passes` passes of the worker, built from config as `run` builds it."""
     worker = Worker.from_config(config)
     try:
-        for _ in range(passes):
+        for n in range(passes):
+            if n:
+                time.sleep(0.1)  # let the retry come due
             worker.run_once()
     finally:
         worker.engine.dispose()
@@ -136,7 +140,7 @@ def test_a_wrong_smtp_password_keeps_the_reply_with_a_clear_error_until_it_gives
     assert reply.last_error and reply.last_error.startswith("SMTP login as 'gdpr' refused: 535")
     assert smtp_tls.received == []
 
-    (reply,) = run(config, engine, passes=20)  # max_attempts = 3
+    (reply,) = run(config, engine, passes=30)  # max_attempts = 3: after 0.5 + 1 s
     assert (reply.state, reply.attempts) == ("failed", 3)
     assert "535" in (reply.last_error or "")
     assert smtp_tls.received == []
