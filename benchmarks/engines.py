@@ -445,12 +445,17 @@ def main() -> None:
     parser.add_argument("--export-items", type=int, default=100_000,
                         help="rows of the export benchmark's subject (default 100,000)")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", choices=("sqlite", "postgresql"), default=None,
+                        help="run one database only")
     parser.add_argument("--naive-sample", type=int, default=200,
                         help="rows the naive ORM loop deletes before extrapolating")
     args = parser.parse_args()
     subject_items = args.subject_items or max(args.items // 200, 10)
     with tempfile.TemporaryDirectory() as tmp:
         for backend, export_url, cleanup in backends(Path(tmp)):
+            if args.only and backend.name.lower() != args.only:
+                cleanup()
+                continue
             try:
                 bench(backend, export_url, args.items, subject_items, args.export_items,
                       args.repeat, args.naive_sample)
