@@ -19,7 +19,20 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, false, func, or_, select, update
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    Integer,
+    Select,
+    and_,
+    any_,
+    bindparam,
+    false,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 
 from kundo_gdpr import i18n
@@ -192,12 +205,17 @@ def _candidates(
         return ids
 
     if session.get_bind().dialect.name == "postgresql":
-        # One query per column and needle, each answered by its trigram index;
-        # OR-ed together, the planner tends to scan every row instead.
+        # One query per column and needle, each answered by its trigram index
+        # alone (OR-ed, or joined to the owner's table, the planner tends to
+        # read every row); then channel and owner are checked for those few.
         found: set[int] = set()
         for hit in hits:
-            found.update(session.scalars(matching(hit)))
-        return sorted(found)
+            found.update(session.scalars(select(target.model.id).where(
+                hit, target.model.id > last)))
+        if not found:
+            return []
+        few = target.model.id == any_(bindparam(None, sorted(found), type_=ARRAY(Integer)))
+        return list(session.scalars(matching(few).order_by(target.model.id)))
     # SQLite has no text index: one pass over the rows tests every needle.
     return list(session.scalars(matching(or_(*hits)).order_by(target.model.id)))
 

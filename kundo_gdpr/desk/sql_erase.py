@@ -278,7 +278,10 @@ class SqlEraser:
             yield batch
 
     def _run(self, stmt: Any) -> int:
-        return int(getattr(self.session.execute(stmt), "rowcount", 0) or 0)
+        # No ORM session sync: nothing of these rows is loaded, and syncing
+        # would make PostgreSQL return every deleted id.
+        result = self.session.execute(stmt, execution_options={"synchronize_session": False})
+        return int(getattr(result, "rowcount", 0) or 0)
 
     def _count(self, stmt: Select[int]) -> int:
         return int(self.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
