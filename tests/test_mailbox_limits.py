@@ -228,3 +228,22 @@ def test_a_permanent_smtp_failure_shows_in_requests_show_and_an_agent_can_retry_
     run(config, engine)
     assert [r.state for r in replies(engine)] == ["sent", "sent"]
     assert len(smtp_server.received) == 2
+
+
+def test_a_maildir_message_over_the_size_limit_is_quarantined_with_its_reason(
+    tmp_path: Path, db_url: str, engine: Engine, world: None
+) -> None:
+    config, _ = setup(tmp_path, db_url, intake={"max_message_bytes": 5000})
+    big = request_mail(EVA, "Radera alice@example.com.\n" + "x" * 6000, message_id="<big@a.se>")
+    drop(tmp_path / "inbox", big, "big")
+    drop(tmp_path / "inbox", erase_request(EVA, "alice@example.com", 1), "small")
+    run(config, engine)
+
+    assert (tmp_path / "inbox" / "quarantine" / "big").read_bytes() == big
+    reason = (tmp_path / "inbox" / "quarantine" / "big.reason").read_text()
+    assert reason.startswith("too large: ") and "the limit is 5000" in reason
+    assert list((tmp_path / "inbox" / "new").iterdir()) == []
+    with db.session_factory(engine)() as session:
+        assert [r.state for r in session.scalars(select(Request))] == ["done"]
+        (event,) = session.scalars(select(Event).where(Event.action == "mail_quarantined"))
+        assert event.detail["key"] == "big" and event.detail["size"] == len(big)
