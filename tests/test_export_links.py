@@ -53,7 +53,7 @@ def link(world: None, small_limit: Config, engine: Engine) -> str:
     body = msg.get_body(("plain",))
     assert body is not None
     text = body.get_content()
-    assert "too large to attach" in text
+    assert "too large to attach" in text and "at most once a minute" in text
     (url,) = re.findall(r"http://127\.0\.0\.1:8080(/downloads/\S+)", text)
     return str(url)
 
