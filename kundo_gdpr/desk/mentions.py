@@ -48,6 +48,8 @@ from kundo_gdpr.models import (
 )
 
 PAGE = 2000
+# Columns that hold addresses only: searched for the subject's address, not names.
+ADDRESS_COLUMNS = frozenset({"from_addr", "to_addr"})
 # A longer list is not something an agent reads; the counts still say how many.
 LISTED = 1000
 
@@ -125,7 +127,8 @@ def scan(
     pattern = address_pattern(subject)
     folded = [n.casefold() for n in names]
     for target in targets(kind, strategy):
-        hits = [_contains(session, c, n) for c in target.columns for n in [subject, *names]]
+        hits = [_contains(session, c, subject) for c in target.columns]
+        hits += [_contains(session, c, n) for c in _texts(target) for n in names]
         last = (cursor or {}).get(target.table, 0)
         for rows in _pages(session, target, subject, channel_ids, hits, last):
             yield _page(session, target, rows, pattern, folded, markers, dry_run)
@@ -144,13 +147,18 @@ def _page(
         if any(new[k] != values[k] for k in new):
             updates.append({"id": row[0], **new})
             listed.append(Mention(target.kind, target.table, row[0], "address"))
-        text = "\n".join(v for v in values.values() if v).casefold()
+        text = "\n".join(values[c.key] or "" for c in _texts(target)).casefold()
         if any(n in text for n in names):
             named += 1
             listed.append(Mention(target.kind, target.table, row[0], "name"))
     if updates and not dry_run:
         session.execute(update(target.model), updates)
     return Page(len(updates), named, listed, (target.table, rows[-1][0]))
+
+
+def _texts(target: Target) -> tuple[InstrumentedAttribute[Any], ...]:
+    """The columns a name can be mentioned in: not the address fields."""
+    return tuple(c for c in target.columns if c.key not in ADDRESS_COLUMNS)
 
 
 def stored_names(session: Session, subject: str, channel_ids: Sequence[int]) -> list[str]:
@@ -204,20 +212,26 @@ def _candidates(
             ids = ids.where(~target.gone(subject))
         return ids
 
+    # The texts are searched on their own table alone, and channel and owner
+    # checked only for the few rows found: joined first, every row of the
+    # owner's table would be read as well.
+    found: set[int] = set()
     if session.get_bind().dialect.name == "postgresql":
         # One query per column and needle, each answered by its trigram index
-        # alone (OR-ed, or joined to the owner's table, the planner tends to
-        # read every row); then channel and owner are checked for those few.
-        found: set[int] = set()
+        # (OR-ed, the planner tends to read every row instead).
         for hit in hits:
             found.update(session.scalars(select(target.model.id).where(
                 hit, target.model.id > last)))
-        if not found:
-            return []
         few = target.model.id == any_(bindparam(None, sorted(found), type_=ARRAY(Integer)))
-        return list(session.scalars(matching(few).order_by(target.model.id)))
+        return list(session.scalars(matching(few).order_by(target.model.id))) if found else []
     # SQLite has no text index: one pass over the rows tests every needle.
-    return list(session.scalars(matching(or_(*hits)).order_by(target.model.id)))
+    found.update(session.scalars(select(target.model.id).where(or_(*hits), target.model.id > last)))
+    ordered = sorted(found)
+    checked: list[int] = []
+    for start in range(0, len(ordered), PAGE):
+        chunk = target.model.id.in_(ordered[start:start + PAGE])
+        checked += session.scalars(matching(chunk).order_by(target.model.id))
+    return checked
 
 
 def _in_subjects_threads(subject: str) -> ColumnElement[bool]:
