@@ -19,6 +19,7 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
+    case,
     delete,
     exists,
     func,
@@ -156,11 +157,7 @@ class SqlEraser:
         for batch in self._batches(ordered):
             attachments = self._run(
                 delete(Attachment).where(self._in(Attachment.forum_post_id, batch)))
-            # An opening post that others replied to is redacted, not deleted:
-            # deleting it would take their replies (and their thread) with it.
-            openers = list(self.session.scalars(
-                select(ForumPost.id).where(self._in(ForumPost.id, batch), self._others_replied())))
-            self._redact(openers)
+            openers = self._redact(batch)
             posts = self._run(
                 delete(ForumPost).where(self._in(ForumPost.id, batch),
                                         ~self._in(ForumPost.id, openers)))
@@ -208,18 +205,24 @@ class SqlEraser:
                 Attachment.forum_post_id.in_(posts) | Attachment.forum_post_id.in_(replies))),
         }
 
-    def _redact(self, opener_ids: list[int]) -> None:
-        if not opener_ids:
-            return
-        redact = {"author_name": None, "author_email": None, "author_ip": None}
-        # Every kept opener gets the English marker; Swedish channels then get theirs.
-        self.session.execute(
-            update(ForumPost).where(self._in(ForumPost.id, opener_ids))
-            .values(body=i18n.text("en", "redacted_post"), **redact))
-        self.session.execute(
+    def _redact(self, batch: list[int]) -> list[int]:
+        """Redact the batch's opening posts that others replied to; their ids.
+
+        Such a post is kept, not deleted: deleting it would take the others'
+        replies (and their thread) with it. The marker is in the channel's
+        language (English unless the organization is Swedish).
+        """
+        marker = case(
+            (ForumPost.channel_id.in_(_channels_in("sv")), i18n.text("sv", "redacted_post")),
+            else_=i18n.text("en", "redacted_post"),
+        )
+        stmt = (
             update(ForumPost)
-            .where(self._in(ForumPost.id, opener_ids), ForumPost.channel_id.in_(_channels_in("sv")))
-            .values(body=i18n.text("sv", "redacted_post")))
+            .where(self._in(ForumPost.id, batch), self._others_replied())
+            .values(body=marker, author_name=None, author_email=None, author_ip=None)
+            .returning(ForumPost.id)
+        )
+        return list(self.session.scalars(stmt, execution_options={"synchronize_session": False}))
 
     def _post(self, ids: list[int]) -> ColumnElement[bool]:
         return and_(self._by_subject(ForumPost.author_email), ForumPost.channel_id.in_(ids))
