@@ -7,10 +7,11 @@ Each template defines `{% block subject %}` and `{% block body %}`;
 from __future__ import annotations
 
 import functools
+import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, make_msgid
+from email.utils import format_datetime, formataddr
 from typing import Any
 
 import jinja2
@@ -52,7 +53,14 @@ def render(name: str, language: str, context: dict[str, Any]) -> tuple[str, str]
 
 
 def new_message_id(purpose: str, domain: str) -> str:
-    return make_msgid(idstring=purpose, domain=domain)
+    """A unique Message-ID short enough that its header line never folds.
+
+    `make_msgid` adds a timestamp, the pid and up to 20 random digits; with a
+    reference in it the header passed 78 characters now and then, got folded,
+    and receivers that keep folding whitespace (Python's parser among them)
+    read it back with a leading space, so it no longer matched ours.
+    """
+    return f"<{purpose}.{secrets.token_hex(8)}@{domain}>"
 
 
 @dataclass(frozen=True)
