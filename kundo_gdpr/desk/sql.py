@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, func, select
 from sqlalchemy.orm import Session
 
-from kundo_gdpr.desk import mentions
+from kundo_gdpr.desk import mentions, sql_erase
 from kundo_gdpr.desk.protocol import (
     DEFAULT,
     ChannelRef,
@@ -123,19 +123,41 @@ class SqlDesk:
         names: Sequence[str] | None = None,
         cursor: dict[str, int] | None = None,
     ) -> Iterator[EraseStep]:
-        """Deletes first, batch by batch; then the scan of others' items, page by page."""
+        """Deletes first, batch by batch; then the scan of others' items, page by page.
+
+        Small batches and pages are handed out together, up to `BATCH` rows a
+        step: each step is a transaction of the caller's (and a commit), and
+        a subject with a few hundred items needs one, not one per kind.
+        """
         if names is None:
             names = self.stored_names(subject, channels)
+        pending: tuple[EraseStep, int] | None = None
+        for step, rows in self._erase_steps(subject, channels, strategy, names, cursor):
+            if pending is not None:
+                step, rows = _merged(pending[0], step), pending[1] + rows
+            pending = None
+            if rows >= sql_erase.BATCH:
+                yield step
+            else:
+                pending = step, rows
+        if pending is not None:
+            yield pending[0]
+
+    def _erase_steps(
+        self, subject: str, channels: Sequence[ChannelRef], strategy: Strategy,
+        names: Sequence[str], cursor: dict[str, int] | None,
+    ) -> Iterator[tuple[EraseStep, int]]:
+        """Each batch and scan page with the number of rows it removed, changed or read."""
         eraser = SqlEraser(self.session, subject)
         for kind in KINDS:
             if ids := _ids(channels, kind):
                 for batch in eraser.steps(kind, ids, strategy):
-                    yield EraseStep({kind: batch}, [], {})
+                    yield EraseStep({kind: batch}, [], {}), sum(batch.values())
         for kind in KINDS:
             for page in mentions.scan(self.session, subject, names, _ids(channels, kind), kind,
                                       strategy, dry_run=False, cursor=cursor):
                 counts = {kind: {"mentions": page.changed, "name_mentions": page.named}}
-                yield EraseStep(counts, page.listed, dict([page.cursor]))
+                yield EraseStep(counts, page.listed, dict([page.cursor])), page.rows
 
     # -- exporting ----------------------------------------------------------
 
@@ -256,6 +278,11 @@ def add(into: Counts, delta: Counts) -> Counts:
             into.setdefault(kind, {}).setdefault(name, 0)
             into[kind][name] += n
     return into
+
+
+def _merged(first: EraseStep, then: EraseStep) -> EraseStep:
+    counts = add({k: dict(v) for k, v in first.counts.items()}, then.counts)
+    return EraseStep(counts, [*first.mentions, *then.mentions], {**first.cursor, **then.cursor})
 
 
 def _conversation_match(subject: str, ids: list[int]) -> ColumnElement[bool]:

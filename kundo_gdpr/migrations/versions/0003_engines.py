@@ -3,6 +3,12 @@
 PostgreSQL needs the pg_trgm extension (shipped with PostgreSQL); creating it
 takes a superuser once, or run `CREATE EXTENSION pg_trgm` before upgrading.
 
+SQLite gets, instead, a trigram FTS5 table per searched table (`<table>_fts`,
+external content: it stores the index only, not a second copy of the texts),
+kept in step by triggers on insert, update of the texts and delete (cascades
+included). It needs SQLite >= 3.34 (tokenize='trigram'); the mention scan
+falls back to LIKE over every row where the table is missing.
+
 Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-25 03:00:00.000000
@@ -30,6 +36,39 @@ TEXT_COLUMNS = (
 )
 
 
+# The SQLite full-text tables: one per table, over the columns searched above.
+FTS_TABLES = {
+    "forum_posts": ("title", "body"),
+    "mail_conversations": ("subject",),
+    "mail_messages": ("from_addr", "to_addr", "body"),
+    "chat_messages": ("body",),
+}
+
+
+def _create_fts(table: str, columns: tuple[str, ...]) -> None:
+    fts = f"{table}_fts"
+    cols = ", ".join(columns)
+    new = ", ".join(f"new.{c}" for c in columns)
+    old = ", ".join(f"old.{c}" for c in columns)
+    # External content: a 'delete' must pass the values that were indexed,
+    # which is what old.* holds as long as only these triggers write the index.
+    remove = f"INSERT INTO {fts}({fts}, rowid, {cols}) VALUES ('delete', old.id, {old});"
+    add = f"INSERT INTO {fts}(rowid, {cols}) VALUES (new.id, {new});"
+    op.execute(f"CREATE VIRTUAL TABLE {fts} USING fts5({cols}, content='{table}', "
+               "content_rowid='id', tokenize='trigram')")
+    op.execute(f"CREATE TRIGGER {fts}_insert AFTER INSERT ON {table} BEGIN {add} END")
+    op.execute(f"CREATE TRIGGER {fts}_delete AFTER DELETE ON {table} BEGIN {remove} END")
+    op.execute(f"CREATE TRIGGER {fts}_update AFTER UPDATE OF {cols} ON {table} "
+               f"BEGIN {remove} {add} END")
+    op.execute(f"INSERT INTO {fts}({fts}) VALUES ('rebuild')")  # the rows already there
+
+
+def _drop_fts(table: str) -> None:
+    for trigger in ("insert", "delete", "update"):
+        op.execute(f"DROP TRIGGER IF EXISTS {table}_fts_{trigger}")
+    op.execute(f"DROP TABLE IF EXISTS {table}_fts")
+
+
 def upgrade() -> None:
     op.create_index(op.f("ix_forum_posts_parent_id"), "forum_posts", ["parent_id"], unique=False)
     if op.get_bind().dialect.name == "postgresql":
@@ -45,6 +84,9 @@ def upgrade() -> None:
             postgresql_ops={column: "gin_trgm_ops"},
             sqlite_where=sa.text("0"),
         )
+    if op.get_bind().dialect.name == "sqlite":
+        for table, columns in FTS_TABLES.items():
+            _create_fts(table, columns)
     op.create_table(
         "erase_progress",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -69,6 +111,9 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("erase_progress")
+    if op.get_bind().dialect.name == "sqlite":
+        for table in FTS_TABLES:
+            _drop_fts(table)
     for table, column in TEXT_COLUMNS:
         op.drop_index(f"ix_{table}_{column}_trgm", table_name=table)
     op.drop_index(op.f("ix_forum_posts_parent_id"), table_name="forum_posts")
