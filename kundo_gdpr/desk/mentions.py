@@ -20,18 +20,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
-    ARRAY,
     ColumnElement,
-    Integer,
     Select,
     and_,
-    any_,
-    bindparam,
     false,
     func,
     or_,
     select,
     text,
+    union_all,
     update,
 )
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
@@ -126,7 +123,7 @@ def scan(
     """
     if not channel_ids:
         return
-    markers = _markers(session, channel_ids)
+    markers: dict[int, str] = {}  # looked up with the first page: most scans find none
     pattern = address_pattern(subject)
     folded = [n.casefold() for n in names]
     for target in targets(kind, strategy):
@@ -135,6 +132,7 @@ def scan(
         last = (cursor or {}).get(target.table, 0)
         needles = [subject, *names]
         for rows in _pages(session, target, subject, channel_ids, hits, last, needles):
+            markers = markers or _markers(session, channel_ids)
             yield _page(session, target, rows, pattern, folded, markers, dry_run)
 
 
@@ -221,13 +219,15 @@ def _candidates(
     # owner's table would be read as well.
     found: set[int] = set()
     if session.get_bind().dialect.name == "postgresql":
-        # One query per column and needle, each answered by its trigram index
-        # (OR-ed, the planner tends to read every row instead).
-        for hit in hits:
-            found.update(session.scalars(select(target.model.id).where(
-                hit, target.model.id > last)))
-        few = target.model.id == any_(bindparam(None, sorted(found), type_=ARRAY(Integer)))
-        return list(session.scalars(matching(few).order_by(target.model.id))) if found else []
+        # One statement: a UNION of one search per column and needle, each
+        # answered by its trigram index (OR-ed, the planner tends to read
+        # every row instead), computed first (MATERIALIZED), then the few
+        # rows found checked for channel and owner.
+        union = union_all(*(select(target.model.id).where(hit, target.model.id > last)
+                            for hit in hits))
+        hits_cte = union.cte("hits").prefix_with("MATERIALIZED")
+        few = target.model.id.in_(select(hits_cte.c.id))
+        return list(session.scalars(matching(few).order_by(target.model.id)))
     # SQLite: the trigram FTS5 table of migration 0003 when there is one;
     # without it, one pass over every row tests every needle.
     fts = _fts_query(session, target, needles)
