@@ -13,9 +13,12 @@ from typing import Any
 
 from sqlalchemy import (
     ARRAY,
+    CTE,
     ColumnElement,
+    Delete,
     Integer,
     Select,
+    Update,
     and_,
     any_,
     bindparam,
@@ -88,6 +91,20 @@ class SqlEraser:
 
     def _mail(self, ids: list[int]) -> Iterator[Batch]:
         match = select(MailConversation.id).where(self._conversation(ids))
+        if self.postgres:
+            page = match.order_by(MailConversation.id).limit(BATCH).cte("page")
+            their_messages = _gone(delete(MailMessage).where(
+                MailMessage.conversation_id.in_(select(page.c.id))), MailMessage.id, "messages")
+            yield from self._in_one_statement(page, {
+                "attachments": _gone(delete(Attachment).where(
+                    Attachment.mail_message_id.in_(select(their_messages.c.id))), Attachment.id,
+                    "attachments"),
+                "messages": their_messages,
+                "conversations": _gone(delete(MailConversation).where(
+                    MailConversation.id.in_(select(page.c.id))), MailConversation.id,
+                    "conversations"),
+            })
+            return
         for batch in self._batches(match.order_by(MailConversation.id)):
             messages = select(MailMessage.id).where(self._in(MailMessage.conversation_id, batch))
             yield {
@@ -154,6 +171,19 @@ class SqlEraser:
         # the subject's own replies before it is counted.
         match = select(ForumPost.id).where(self._post(ids))
         ordered = match.order_by(ForumPost.topic_id.is_(None), ForumPost.id)
+        if self.postgres:
+            page = ordered.limit(BATCH).cte("page")
+            in_batch = ForumPost.id.in_(select(page.c.id))
+            redacted = _gone(self._redaction().where(in_batch), ForumPost.id, "redacted")
+            yield from self._in_one_statement(page, {
+                "attachments": _gone(delete(Attachment).where(
+                    Attachment.forum_post_id.in_(select(page.c.id))), Attachment.id,
+                    "attachments"),
+                "redacted": redacted,
+                "posts": _gone(delete(ForumPost).where(
+                    in_batch, ForumPost.id.not_in(select(redacted.c.id))), ForumPost.id, "posts"),
+            })
+            return
         for batch in self._batches(ordered):
             attachments = self._run(
                 delete(Attachment).where(self._in(Attachment.forum_post_id, batch)))
@@ -212,17 +242,20 @@ class SqlEraser:
         replies (and their thread) with it. The marker is in the channel's
         language (English unless the organization is Swedish).
         """
+        stmt = self._redaction().where(self._in(ForumPost.id, batch)).returning(ForumPost.id)
+        return list(self.session.scalars(stmt, execution_options={"synchronize_session": False}))
+
+    def _redaction(self) -> Update:
+        """The UPDATE that redacts opening posts others replied to (add which posts)."""
         marker = case(
             (ForumPost.channel_id.in_(_channels_in("sv")), i18n.text("sv", "redacted_post")),
             else_=i18n.text("en", "redacted_post"),
         )
-        stmt = (
+        return (
             update(ForumPost)
-            .where(self._in(ForumPost.id, batch), self._others_replied())
+            .where(self._others_replied())
             .values(body=marker, author_name=None, author_email=None, author_ip=None)
-            .returning(ForumPost.id)
         )
-        return list(self.session.scalars(stmt, execution_options={"synchronize_session": False}))
 
     def _post(self, ids: list[int]) -> ColumnElement[bool]:
         return and_(self._by_subject(ForumPost.author_email), ForumPost.channel_id.in_(ids))
@@ -239,6 +272,19 @@ class SqlEraser:
 
     def _chat(self, ids: list[int]) -> Iterator[Batch]:
         match = select(ChatSession.id).where(self._session(ids))
+        if self.postgres:
+            page = match.order_by(ChatSession.id).limit(BATCH).cte("page")
+            their_messages = _gone(delete(ChatMessage).where(
+                ChatMessage.session_id.in_(select(page.c.id))), ChatMessage.id, "messages")
+            yield from self._in_one_statement(page, {
+                "attachments": _gone(delete(Attachment).where(
+                    Attachment.chat_message_id.in_(select(their_messages.c.id))), Attachment.id,
+                    "attachments"),
+                "messages": their_messages,
+                "sessions": _gone(delete(ChatSession).where(
+                    ChatSession.id.in_(select(page.c.id))), ChatSession.id, "sessions"),
+            })
+            return
         for batch in self._batches(match.order_by(ChatSession.id)):
             messages = select(ChatMessage.id).where(self._in(ChatMessage.session_id, batch))
             yield {
@@ -275,6 +321,26 @@ class SqlEraser:
             return column == any_(bindparam(None, ids, type_=ARRAY(Integer)))  # type: ignore[no-any-return]
         return column.in_(ids)  # type: ignore[no-any-return]
 
+    def _in_one_statement(self, page: CTE, parts: dict[str, CTE]) -> Iterator[Batch]:
+        """PostgreSQL: each batch in one statement, one round trip, till none is left.
+
+        `page` picks the next batch of the subject's rows, `parts` the
+        deletes and updates that erase it (data-modifying CTEs); their counts
+        come back together. Every CTE runs to completion on the statement's
+        snapshot, so a part that must not touch another's rows says so (the
+        posts delete skips the redacted ones); cascades run after it and
+        find nothing left to count. A page shorter than `BATCH` was the last.
+        """
+        size = func.count().select().select_from(page).scalar_subquery()
+        stmt = select(size, *(func.count().select().select_from(part).scalar_subquery()
+                              for part in parts.values()))
+        while True:
+            found, *counts = self.session.connection().execute(stmt).one()
+            if found:
+                yield dict(zip(parts, counts, strict=True))
+            if found < BATCH:
+                return
+
     def _batches(self, match: Select[int]) -> Iterator[list[int]]:
         """Pages of matching ids; the caller removes each page from the match."""
         while batch := list(self.session.scalars(match.limit(BATCH))):
@@ -288,6 +354,11 @@ class SqlEraser:
 
     def _count(self, stmt: Select[int]) -> int:
         return int(self.session.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
+
+
+def _gone(stmt: Delete | Update, key: Any, name: str) -> CTE:
+    """A data-modifying CTE returning the ids it removed or changed (PostgreSQL)."""
+    return stmt.returning(key).cte(name)
 
 
 def _channels_in(language: str) -> Select[int]:
