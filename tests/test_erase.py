@@ -221,3 +221,23 @@ def test_preview_gives_the_counts_the_run_reports_and_changes_nothing(
                 if t not in ("near", "named")} == {m for m in listed if m[2] == "address"}
         assert ("forum_posts", mentions["near"], "address") not in listed
         assert [m for m in listed if m[2] == "name"] == [("forum_posts", mentions["named"], "name")]
+
+
+def test_a_sqlite_desk_without_the_trigram_tables_is_scanned_in_full(
+    mentions: dict[str, int], engine: Engine, factory: sessionmaker[Session]
+) -> None:
+    """A host desk not made by our migrations has no FTS5 tables: every text is
+    read instead (LIKE), and the same mentions are found and replaced."""
+    if engine.dialect.name != "sqlite":
+        return  # PostgreSQL's trigram indexes are plain indexes: nothing to fall back from
+    with engine.begin() as conn:
+        for table in ("forum_posts", "mail_conversations", "mail_messages", "chat_messages"):
+            for trigger in ("insert", "delete", "update"):
+                conn.exec_driver_sql(f"DROP TRIGGER {table}_fts_{trigger}")
+            conn.exec_driver_sql(f"DROP TABLE {table}_fts")
+    counts = erase(factory)
+    assert (counts["forum"]["mentions"], counts["chat"]["mentions"],
+            counts["mail"]["mentions"]) == (1, 1, 1)
+    assert counts["forum"]["name_mentions"] == 1
+    with factory() as session:
+        assert traces(session, [c.id for c in covered(session)]) == []
