@@ -40,20 +40,24 @@ def erase_subject(
     after_batch: AfterBatch | None = None,
 ) -> Erased:
     """Erase one subject of a request to the end; safe to call again after a crash."""
-    progress_id = _start(factory, store, strategy, request_id, subject, channels)
     with factory() as session:
-        progress = _lock(session, progress_id)
+        progress = _start(session, store, strategy, request_id, subject, channels)
         if progress.done_at is None:
             desk = open_desk(store, session)
             steps = desk.erase(subject, channels, strategy, progress.names, dict(progress.cursor))
             for step in steps:
                 _record(progress, step)
+                if step.last:
+                    progress.done_at = utcnow()
                 session.commit()  # the batch and its counts, together
                 if after_batch is not None:
                     after_batch(progress.batches)
-                progress = _lock(session, progress_id)
-            progress.done_at = utcnow()
-            session.commit()
+                if step.last:
+                    break
+                progress = _lock(session, progress.id)
+            if progress.done_at is None:  # no step, or a store that cannot tell the last
+                progress.done_at = utcnow()
+                session.commit()
         return Erased(progress.counts, progress.mentions)
 
 
@@ -67,23 +71,27 @@ def result(session: Session, request_id: int, subject: str) -> Erased | None:
 
 
 def _start(
-    factory: sessionmaker[Session], store: str, strategy: Strategy, request_id: int,
+    session: Session, store: str, strategy: Strategy, request_id: int,
     subject: str, channels: Sequence[ChannelRef],
-) -> int:
-    with factory.begin() as session:
-        found = session.scalar(select(EraseProgress.id).where(
-            EraseProgress.request_id == request_id, EraseProgress.subject == subject))
-        if found is not None:
-            return found
-        # Names are taken before the first batch deletes the items that hold them.
-        names = open_desk(store, session).stored_names(subject, channels)
-        progress = EraseProgress(
-            request_id=request_id, subject=subject, names=names,
-            counts=zero_counts(channels, strategy), mentions=[], cursor={}, batches=0,
-        )
-        session.add(progress)
-        session.flush()
-        return progress.id
+) -> EraseProgress:
+    """This subject's progress row, locked; a new one is committed with the first batch.
+
+    A crash before that commit leaves nothing behind, and the re-run starts
+    afresh: the same as a crash before the first batch.
+    """
+    found = session.scalar(select(EraseProgress.id).where(
+        EraseProgress.request_id == request_id, EraseProgress.subject == subject))
+    if found is not None:
+        return _lock(session, found)
+    # Names are taken before the first batch deletes the items that hold them.
+    names = open_desk(store, session).stored_names(subject, channels)
+    progress = EraseProgress(
+        request_id=request_id, subject=subject, names=names,
+        counts=zero_counts(channels, strategy), mentions=[], cursor={}, batches=0,
+    )
+    session.add(progress)
+    session.flush()
+    return progress
 
 
 def _lock(session: Session, progress_id: int) -> EraseProgress:

@@ -56,11 +56,14 @@ class EraseStep:
 
     `counts` is what the batch removed or changed, `mentions` the others'
     items it listed, and `cursor` where the mention scan resumes after it.
+    `last`: nothing is left after it, so the erase is marked done in the
+    same transaction (a store that cannot tell leaves it False).
     """
 
     counts: Counts
     mentions: list[Mention]
     cursor: dict[str, int]
+    last: bool = False
 
 
 class DeskStore(Protocol):

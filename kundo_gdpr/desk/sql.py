@@ -6,6 +6,7 @@ in `sql_erase`, the scan of others' items in `mentions`.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -141,7 +142,7 @@ class SqlDesk:
             else:
                 pending = step, rows
         if pending is not None:
-            yield pending[0]
+            yield dataclasses.replace(pending[0], last=True)
 
     def _erase_steps(
         self, subject: str, channels: Sequence[ChannelRef], strategy: Strategy,
