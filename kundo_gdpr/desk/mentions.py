@@ -6,10 +6,11 @@ name the desk has on file for the subject is only listed, for an agent to
 review, because the name may belong to someone else.
 
 One pass per table finds both: candidates come from SQL (the address or a
-name as a substring, with the database's own case-insensitive match: LIKE on
-SQLite, ILIKE on PostgreSQL, so no lower() copy of every body is made), in
-id-keyed pages of `PAGE` rows; the exact match and the replacement are made
-in Python, so the same code runs on SQLite and PostgreSQL.
+name as a substring, case-insensitive: ILIKE on PostgreSQL, served by the
+pg_trgm indexes; on SQLite MATCH on the trigram FTS5 tables of migration
+0003, or LIKE over every row without them; no lower() copy of every body is
+made), in id-keyed pages of `PAGE` rows; the exact match and the replacement
+are made in Python, so the same code runs on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
