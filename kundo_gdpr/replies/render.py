@@ -56,18 +56,28 @@ def render(name: str, language: str, context: dict[str, Any]) -> tuple[str, str]
 def new_message_id(purpose: str, domain: str) -> str:
     """A unique Message-ID that sorts by time and whose header never folds.
 
-    `make_msgid`'s variable length (timestamp, pid, up to 20 random digits
-    and the purpose) sometimes put the header line just over 78 characters:
-    it got folded, and receivers that keep the folding whitespace (Python's
-    parser among them) read it back with a leading space, so it no longer
-    matched ours. Values of 67-77 characters fold that way; ours stay under
-    67 for any domain up to 25 characters. `purpose` keeps only the request's
-    reference (its first dot-separated part): the outbox row has the rest.
+    `purpose` is "REFERENCE.reply-kind", e.g. "GDPR-2026-00001.receipt".
     The microsecond time in base 36 comes first so that the outbox folder's
-    file names sort in the order the replies were written.
+    file names sort in the order the replies were written; the purpose comes
+    last, where people and tests look for it.
+
+    A value of 67-77 characters does not fit beside "Message-ID: " in 78
+    columns but does on a line of its own, so the header gets folded, and
+    receivers that keep the folding whitespace (Python's parser among them)
+    read it back with a leading space: it no longer matches ours. So when the
+    purpose would make it that long, only the reference is kept (the outbox
+    row has the purpose anyway). With the default domain it always fits.
     """
-    reference = purpose.split(".", 1)[0]
-    return f"<{_base36(time.time_ns() // 1000)}.{secrets.token_hex(5)}.{reference}@{domain}>"
+    stamp = f"{_base36(time.time_ns() // 1000)}.{secrets.token_hex(4)}"
+    for tail in (purpose, purpose.split(".", 1)[0]):
+        message_id = f"<{stamp}.{tail}@{domain}>"
+        if len(message_id) <= MAX_UNFOLDED_ID:
+            return message_id
+    return message_id
+
+
+# 78 columns minus len("Message-ID: ").
+MAX_UNFOLDED_ID = 66
 
 
 def _base36(number: int) -> str:
