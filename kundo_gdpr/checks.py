@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from email.parser import BytesHeaderParser
 from typing import Any, Protocol
 
-from sqlalchemy import select
 from sqlalchemy.orm import object_session
 
 from kundo_gdpr import auth, confirm
@@ -21,7 +20,7 @@ from kundo_gdpr.config import Config
 from kundo_gdpr.desk import ChannelRef, DeskStore, EditorRef
 from kundo_gdpr.intake import quotes
 from kundo_gdpr.intake.parse import ADDRESS_LIKE, ParseError, parse
-from kundo_gdpr.models import Organization, Request
+from kundo_gdpr.models import Request
 from kundo_gdpr.replies.outbox import OWN_HEADER
 
 # What a finding does to the request, strongest first.
@@ -197,7 +196,7 @@ class Editor:
             return [Finding("not_editor", REJECT, {"sender": ctx.request.sender})]
         ctx.editor = editor
         own = {c.organization_id: c.organization_name for c in edited}
-        named = organizations_named(ctx.request, ctx.config)
+        named = organizations_named(ctx.request, ctx.config, ctx.desk)
         mine = [org for org in named if org in own]
         if len(mine) == 1 or (not named and len(own) == 1):
             ctx.organization_id = mine[0] if mine else next(iter(own))
@@ -238,27 +237,22 @@ class Editor:
         return findings
 
 
-def organizations_named(request: Request, config: Config) -> list[int]:
+def organizations_named(request: Request, config: Config, desk: DeskStore) -> list[int]:
     """Ids of the organizations the request's own words name (Subject and new text).
 
     Signatures and quotes are left out: an editor's signature names their
     employer, which says nothing about which organization a request is for.
     A name counts as a word, also in the genitive ("Cykelbolagets forum"),
     with or without a company suffix, or as the organization's slug; never
-    inside an address or a domain. Organization names come from the reference
-    desk's table: the DeskStore protocol has no organization lookup yet.
+    inside an address or a domain.
     """
-    session = object_session(request)
-    if session is None:
-        return []
     try:
         parsed = parse(request.inbound_mail.raw, config.service.support_addresses)
     except ParseError:
         return []
     text = request.subject_line + "\n" + quotes.without_signature(parsed.text)
     text = ADDRESS_LIKE.sub(" ", text)
-    rows = session.execute(select(Organization.id, Organization.name, Organization.slug))
-    return [org_id for org_id, name, slug in rows if _names(text, name, slug)]
+    return [org.id for org in desk.organizations() if _names(text, org.name, org.slug)]
 
 
 COMPANY_SUFFIX = re.compile(r"\s+(?:AB|HB|KB|Ltd|Inc|GmbH|AS|Oy|ApS)\.?$", re.IGNORECASE)

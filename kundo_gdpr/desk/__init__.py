@@ -18,6 +18,7 @@ from kundo_gdpr.desk.protocol import (
     EraseStep,
     ExportSheet,
     Mention,
+    OrganizationRef,
     Strategy,
 )
 from kundo_gdpr.desk.sql import SqlDesk
@@ -38,6 +39,7 @@ __all__ = [
     "EraseStep",
     "ExportSheet",
     "Mention",
+    "OrganizationRef",
     "Strategy",
     "open_desk",
 ]

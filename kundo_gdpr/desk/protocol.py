@@ -25,6 +25,13 @@ class ChannelRef:
 
 
 @dataclass(frozen=True)
+class OrganizationRef:
+    id: int
+    name: str
+    slug: str
+
+
+@dataclass(frozen=True)
 class EditorRef:
     id: int
     name: str
@@ -71,6 +78,9 @@ class DeskStore(Protocol):
 
     def editor(self, email: str) -> EditorRef | None:
         """The editor with this address (case-insensitive), if any."""
+
+    def organizations(self) -> list[OrganizationRef]:
+        """Every organization (controller), for requests that name theirs."""
 
     def editor_channels(self, editor_id: int) -> list[ChannelRef]:
         """Every channel the editor edits, in any organization."""

@@ -22,6 +22,7 @@ from kundo_gdpr.desk.protocol import (
     EraseStep,
     ExportSheet,
     Mention,
+    OrganizationRef,
     Strategy,
 )
 from kundo_gdpr.desk.sql_erase import SqlEraser, item_kinds
@@ -57,6 +58,12 @@ class SqlDesk:
             )
         ).first()
         return EditorRef(row.id, row.name, row.email) if row else None
+
+    def organizations(self) -> list[OrganizationRef]:
+        rows = self.session.execute(
+            select(Organization.id, Organization.name, Organization.slug).order_by(Organization.id)
+        )
+        return [OrganizationRef(r.id, r.name, r.slug) for r in rows]
 
     def editor_channels(self, editor_id: int) -> list[ChannelRef]:
         stmt = (
