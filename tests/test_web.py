@@ -134,6 +134,23 @@ async def test_approve_changes_the_state_and_shows_in_the_audit_trail(
     assert f"{erase_alice} · {APPROVED}" in html
     assert re.search(r"<td>anna@kundo.se</td><td>approved</td>", html)
     assert "receipt" in html  # the reply queued at the check, with its state
+    # The audit details read as words, not JSON: the parse named alice.
+    assert "<b>subjects</b>: alice@example.com</div>" in html
+
+
+async def test_audit_details_are_shown_escaped(
+    aiohttp_client: MakeClient, config: Config, engine: Engine, agents: None, erase_alice: str
+) -> None:
+    client = await _client(aiohttp_client, config, engine)
+    await _sign_in(client, "anna@kundo.se")
+    page = f"/requests/{erase_alice}"
+    reason = "<img src=x onerror=alert(5)> fel kund"
+    response = await client.post(
+        f"{page}/reject", data={"csrf": await _token(client, page), "reason": reason}
+    )
+    html = await response.text()
+    assert "<img src=x" not in html
+    assert "&lt;img src=x onerror=alert(5)&gt; fel kund" in html
 
 
 async def test_reject_needs_a_reason_and_queues_the_rejection(

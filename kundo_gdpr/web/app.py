@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -47,10 +48,21 @@ def make_app(config: Config, engine: Engine) -> web.Application:
         autoescape=True,
         undefined=jinja2.StrictUndefined,
     )
+    app[JINJA].filters["plain"] = plain
     app.add_routes(views.routes)
     app.add_routes(confirm.routes)
     app.add_routes(downloads.routes)  # export links from done replies; no sign-in
     return app
+
+
+def plain(value: Any) -> str:
+    """An audit detail value as a person reads it: text as is, a list of
+    words joined, anything nested as JSON. Autoescaping still applies."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
+        return ", ".join(str(v) for v in value)
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def session_of(request: web.Request) -> SessionData:
