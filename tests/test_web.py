@@ -334,6 +334,10 @@ async def test_the_request_page_says_each_finding_in_plain_words_in_both_languag
     assert "väntar på granskning" in sv and "Tolkade uppgifter" in sv
     for html in (en, sv):  # the code is only an attribute, never the text shown
         assert ">sender_unauthenticated" not in html
+    # So is the reason DKIM gave: the unsigned test mail says so in words.
+    assert "the mail has no DKIM signature" in en and "mejlet saknar DKIM-signatur" in sv
+    findings = [html.split('id="findings"', 1)[1].split("</ul>", 1)[0] for html in (en, sv)]
+    assert all("no_signature" not in f for f in findings)  # the audit keeps the code
 
 
 async def test_the_preview_counts_and_samples_what_would_be_erased_and_changes_nothing(

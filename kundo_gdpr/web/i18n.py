@@ -46,14 +46,29 @@ class _Blank(dict[str, str]):
         return ""
 
 
-def finding_text(language: str, code: str, args: dict[str, str]) -> str:
+def finding_text(language: str, code: str, args: dict[str, str | list[str]]) -> str:
     """A check's finding in plain words; an unknown code is shown as itself.
 
     The format strings are ours (strings.toml); only the arguments come from
-    the mail, and the page escapes the result like any other text.
+    the mail, and the page escapes the result like any other text. A list
+    argument is joined; entries that are reason codes ("dkim_unaligned:
+    evil.example") are said in words from the `reason_*` strings.
     """
     table = strings(language)
     template = table.get(f"finding_{code}")
     if template is None:
         return table["finding_unknown"].format_map(_Blank(code=code))
-    return template.format_map(_Blank(args))
+    words = {
+        # Reasons may carry commas of their own (an exception's text); names don't.
+        key: ("; " if key == "reasons" else ", ").join(_reason(table, v) for v in value)
+        if isinstance(value, list)
+        else value
+        for key, value in args.items()
+    }
+    return template.format_map(_Blank(words))
+
+
+def _reason(table: dict[str, str], text: str) -> str:
+    code, _, detail = text.partition(": ")
+    template = table.get(f"reason_{code}")
+    return template.format_map(_Blank(detail=detail)) if template else text

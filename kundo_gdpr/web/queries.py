@@ -118,8 +118,9 @@ def detail(session: Session, config: Config, reference: str) -> dict[str, Any] |
 
 
 def _finding(f: dict[str, Any]) -> dict[str, Any]:
-    """A finding with its arguments as text, ready for the plain-words strings."""
-    args = {k: ", ".join(map(str, v)) if isinstance(v, list) else str(v)
+    """A finding with its arguments as text (lists as lists of text), ready
+    for the plain-words strings."""
+    args = {k: [str(x) for x in v] if isinstance(v, list) else str(v)
             for k, v in (f.get("args") or {}).items()}
     return {"code": f["code"], "severity": f["severity"], "args": args}
 
