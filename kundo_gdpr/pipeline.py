@@ -65,9 +65,7 @@ def check_one(factory: sessionmaker[Session], config: Config) -> bool:
 
 
 def check_request(session: Session, config: Config, request: Request) -> None:
-    ctx = checks.CheckContext(request, open_desk(config.desk.store, session), config)
-    findings = checks.run_checks(ctx)
-    apply_findings(session, request, ctx, findings)
+    findings = run_checks(session, config, request)
     outcome = checks.verdict(findings)
     if outcome in STATE_FOR:
         request.state = STATE_FOR[outcome]
@@ -95,7 +93,15 @@ def check_request(session: Session, config: Config, request: Request) -> None:
         audit.record(session, "approved", request=request, actor="policy:auto_approve")
 
 
-def apply_findings(
+def run_checks(session: Session, config: Config, request: Request) -> list[checks.Finding]:
+    """Run every check on the request and store what they found on it."""
+    ctx = checks.CheckContext(request, open_desk(config.desk.store, session), config)
+    findings = checks.run_checks(ctx)
+    _apply_findings(session, request, ctx, findings)
+    return findings
+
+
+def _apply_findings(
     session: Session, request: Request, ctx: checks.CheckContext, findings: list[checks.Finding]
 ) -> None:
     request.findings = [f.as_dict() for f in findings]

@@ -201,9 +201,7 @@ def recheck(session: Session, config: Config, request: Request, actor: Actor) ->
     rejection is the agent's call, made with a reason."""
     if request.state not in CORRECTABLE:
         raise ReviewError("state")
-    ctx = checks.CheckContext(request, open_desk(config.desk.store, session), config)
-    findings = checks.run_checks(ctx)
-    pipeline.apply_findings(session, request, ctx, findings)
+    findings = pipeline.run_checks(session, config, request)
     request.state = NEEDS_REVIEW
     audit.record(session, "rechecked", actor=actor.email, request=request,
                  findings=[f.as_dict() for f in findings])
@@ -260,7 +258,7 @@ def kept_export(session: Session, request: Request, export_id: int) -> Export:
     export = session.get(Export, export_id)
     if export is None or export.request_id != request.id:
         raise ReviewError("no_such_export")
-    if export.deleted_at is not None or export.expires_at <= utcnow():
+    if not export.kept(utcnow()):
         raise ReviewError("export_gone")
     return export
 

@@ -207,6 +207,10 @@ class Export(Base):
     deleted_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
     last_download_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
 
+    def kept(self, now: dt.datetime) -> bool:
+        """Whether the file may still be handed out: not expired, not swept."""
+        return self.deleted_at is None and self.expires_at > now
+
 
 class EraseProgress(Base):
     """How far erasing one subject of a request has come.

@@ -112,7 +112,7 @@ def release_due(factory: sessionmaker[Session], config: Config) -> int:
         for row in held:
             if over_limit(session, config, row.to_addr):
                 continue
-            _requeue(session, row, "reply_released", audit.SYSTEM)
+            _requeue(session, row, audit.SYSTEM)
             session.flush()  # the next address check counts this one
             released += 1
     return released
@@ -123,14 +123,14 @@ def release(session: Session, row: OutboundMail, actor: str) -> None:
     if row.state not in (HELD, SEND_FAILED):
         raise ValueError(f"reply {row.id} is {row.state}, not {HELD} or {SEND_FAILED}")
     row.attempts = 0
-    _requeue(session, row, "reply_released", actor)
+    _requeue(session, row, actor)
 
 
-def _requeue(session: Session, row: OutboundMail, action: str, actor: str) -> None:
+def _requeue(session: Session, row: OutboundMail, actor: str) -> None:
     previous, row.state, row.next_attempt_at = row.state, QUEUED, utcnow()
     audit.record(
         session,
-        action,
+        "reply_released",
         actor=actor,
         request=_request(session, row),
         message_id=row.message_id,

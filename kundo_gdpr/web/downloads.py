@@ -80,7 +80,8 @@ def _decide(
 
 
 def _check(export: Export, expires_at: dt.datetime, now: dt.datetime) -> Outcome:
-    if min(expires_at, export.expires_at) <= now or export.deleted_at is not None:
+    # The link's own expiry counts too: a link never outlives what it was signed for.
+    if expires_at <= now or not export.kept(now):
         return Outcome("expired")
     if not Path(export.path).is_file():
         return Outcome("expired")

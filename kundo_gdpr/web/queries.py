@@ -112,7 +112,7 @@ def detail(session: Session, config: Config, reference: str) -> dict[str, Any] |
                     for m in replies],
         "exports": [{"id": x.id, "filename": x.filename, "subject": x.subject, "size": x.size,
                      "expires": x.expires_at,
-                     "kept": x.deleted_at is None and x.expires_at > now}
+                     "kept": x.kept(now)}
                     for x in exports],
     }
 
