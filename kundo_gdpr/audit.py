@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Delete, Update, event
+from sqlalchemy import Delete, Update, event, or_, select
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from kundo_gdpr.models import Event, InboundMail, Request, utcnow
@@ -44,6 +44,12 @@ def record(
     )
     session.add(event)
     return event
+
+
+def trail(session: Session, request: Request) -> list[Event]:
+    """The request's events and its mail's own (stored before the request existed), in order."""
+    mine = or_(Event.request_id == request.id, Event.inbound_mail_id == request.inbound_mail_id)
+    return list(session.scalars(select(Event).where(mine).order_by(Event.id)))
 
 
 @event.listens_for(Session, "before_flush")

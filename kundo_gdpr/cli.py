@@ -12,14 +12,14 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kundo_gdpr import audit, db, pipeline
 from kundo_gdpr import config as config_module
-from kundo_gdpr import db, pipeline
 from kundo_gdpr.config import Config, ConfigError
 from kundo_gdpr.intake.parse import ParseError, parse
-from kundo_gdpr.models import Event, OutboundMail, Request
+from kundo_gdpr.models import OutboundMail, Request
 
 Handler = Callable[[argparse.Namespace, Config], int]
 
@@ -246,9 +246,7 @@ def cmd_requests_show(args: argparse.Namespace, config: Config) -> int:
         for m in session.scalars(replies.order_by(OutboundMail.id)):
             _print_reply(m)
         print("\naudit trail:")
-        # Events of the request and of its mail (stored before the request existed).
-        mine = or_(Event.request_id == r.id, Event.inbound_mail_id == r.inbound_mail_id)
-        for e in session.scalars(select(Event).where(mine).order_by(Event.id)):
+        for e in audit.trail(session, r):
             print(
                 f"  {e.at:%Y-%m-%d %H:%M:%S} {e.actor:<22} {e.action:<14} "
                 f"{json.dumps(e.detail, ensure_ascii=False, default=str)[:200]}"

@@ -136,6 +136,8 @@ async def test_approve_changes_the_state_and_shows_in_the_audit_trail(
     assert "receipt" in html  # the reply queued at the check, with its state
     # The audit details read as words, not JSON: the parse named alice.
     assert "<b>subjects</b>: alice@example.com</div>" in html
+    # The trail starts where `requests show` starts: the mail being stored.
+    assert "<td>system</td><td>mail_stored</td>" in html
 
 
 async def test_audit_details_are_shown_escaped(

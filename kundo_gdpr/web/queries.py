@@ -12,10 +12,9 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from kundo_gdpr import review
+from kundo_gdpr import audit, review
 from kundo_gdpr.config import Config
 from kundo_gdpr.models import (
-    Event,
     Export,
     Organization,
     OutboundMail,
@@ -84,7 +83,7 @@ def detail(session: Session, config: Config, reference: str) -> dict[str, Any] |
     if r is None:
         return None
     org = session.get(Organization, r.organization_id) if r.organization_id else None
-    events = session.scalars(select(Event).where(Event.request_id == r.id).order_by(Event.id))
+    events = audit.trail(session, r)
     replies = session.scalars(
         select(OutboundMail).where(OutboundMail.request_id == r.id).order_by(OutboundMail.id)
     )
