@@ -58,9 +58,13 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
     eng.dispose()
 
 
-def make_config(tmp_path: Path, imap: Dovecot, smtp: SmtpServer, **imap_extra: Any) -> Config:
+def mailbox_data(db_url: str, imap: Dovecot, smtp: SmtpServer, **extra: Any) -> dict[str, Any]:
+    """Config data for a worker on the test Dovecot and SMTP server; `extra`
+    sections are merged into (not put in place of) the defaults."""
     data: dict[str, Any] = {
-        "database": {"url": f"sqlite:///{tmp_path / 'imap.sqlite3'}"},
+        "database": {"url": db_url},
+        # Every test mail is from Eva; the hourly limit has its own tests.
+        "service": {"poll_seconds": 1, "max_replies_per_sender_per_hour": 0},
         "intake": {
             "source": "imap",
             "imap": {
@@ -69,26 +73,29 @@ def make_config(tmp_path: Path, imap: Dovecot, smtp: SmtpServer, **imap_extra: A
                 "security": "plain",
                 "username": imap.user,
                 "timeout_seconds": 10,
-                **imap_extra,
             },
         },
         "outbox": {
             "transport": "smtp",
             "retry_base_seconds": 0.2,
-            "smtp": {
-                "host": smtp.host,
-                "port": smtp.port,
-                "security": "plain",
-                "timeout_seconds": 5,
-            },
+            "smtp": {"host": smtp.host, "port": smtp.port, "security": "plain"},
         },
         "policy": {"auto_approve": True},
-        # Every test mail is from Eva; the hourly limit has its own tests.
-        "service": {"max_replies_per_sender_per_hour": 0},
-    }
-    if "auth" in {f.name for f in dataclasses.fields(Config)}:
         # The test mails carry no DKIM signature; authenticity has its own tests.
-        data["auth"] = {"require": False}
+        "auth": {"require": False},
+    }
+    for section, values in extra.items():
+        data[section] = {**data.get(section, {}), **values}
+    return data
+
+
+def make_config(tmp_path: Path, imap: Dovecot, smtp: SmtpServer, **imap_extra: Any) -> Config:
+    # The default poll interval (10 s), so that only IDLE wakes these workers quickly.
+    data = mailbox_data(
+        f"sqlite:///{tmp_path / 'imap.sqlite3'}", imap, smtp, service={"poll_seconds": 10}
+    )
+    data["intake"]["imap"].update(imap_extra)
+    data["outbox"]["smtp"]["timeout_seconds"] = 5
     return from_dict(data, root=tmp_path)
 
 
@@ -343,21 +350,7 @@ def write_toml(path: Path, data: dict[str, Any]) -> None:
 
 
 def config_data(tmp_path: Path, imap: Dovecot, smtp: SmtpServer) -> dict[str, Any]:
-    config = make_config(tmp_path, imap, smtp)
-    data = {
-        "database": {"url": config.database.url},
-        "service": {"poll_seconds": 1, "max_replies_per_sender_per_hour": 0},
-        "intake": {"source": "imap", "imap": dataclasses.asdict(config.intake.imap)},
-        "outbox": {
-            "transport": "smtp",
-            "retry_base_seconds": 0.2,
-            "smtp": dataclasses.asdict(config.outbox.smtp),
-        },
-        "policy": {"auto_approve": True},
-    }
-    if "auth" in {f.name for f in dataclasses.fields(Config)}:
-        data["auth"] = {"require": False}
-    return data
+    return mailbox_data(f"sqlite:///{tmp_path / 'imap.sqlite3'}", imap, smtp)
 
 
 # 200 mails and 12 kills take about 25 s here; the variables scale it up or down.

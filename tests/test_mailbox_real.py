@@ -21,58 +21,25 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import OperationalError
 
 from kundo_gdpr import db
-from kundo_gdpr.config import Config, from_dict
+from kundo_gdpr.config import from_dict
 from kundo_gdpr.intake import store
-from kundo_gdpr.intake.imap import ImapSource
 from kundo_gdpr.models import Event, InboundMail, OutboundMail, Request
-from kundo_gdpr.replies.smtp import SmtpTransport
-from kundo_gdpr.service import Worker
 from tests import servers
 from tests.helpers import request_mail
 from tests.servers import Dovecot, SmtpServer
-from tests.test_imap_smtp import erase_body, erase_mail, write_toml
+from tests.test_imap_smtp import (
+    erase_body,
+    erase_mail,
+    mailbox_data,
+    make_worker,
+    run_all,
+    write_toml,
+)
 
 dovecot = servers.dovecot
 smtp_server = servers.smtp_server
 
 KUNDO_GDPR = str(Path(sys.executable).parent / "kundo-gdpr")
-
-
-def config_data(db_url: str, imap: Dovecot, smtp: SmtpServer, **extra: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "database": {"url": db_url},
-        "service": {"poll_seconds": 1, "max_replies_per_sender_per_hour": 0},
-        "intake": {
-            "source": "imap",
-            "imap": {
-                "host": imap.host,
-                "port": imap.port,
-                "security": "plain",
-                "username": imap.user,
-                "timeout_seconds": 10,
-            },
-        },
-        "outbox": {
-            "transport": "smtp",
-            "retry_base_seconds": 0.2,
-            "smtp": {"host": smtp.host, "port": smtp.port, "security": "plain"},
-        },
-        "policy": {"auto_approve": True},
-        "auth": {"require": False},  # unsigned test mail; authenticity has its own tests
-    }
-    for section, values in extra.items():
-        data[section] = {**data.get(section, {}), **values}
-    return data
-
-
-def make_worker(config: Config, engine: Engine, imap: Dovecot) -> Worker:
-    source = ImapSource(config.intake.imap, imap.password)
-    return Worker(config, engine, source, SmtpTransport(config.outbox.smtp, ""))
-
-
-def run_all(worker: Worker) -> None:
-    while worker.run_once():
-        pass
 
 
 def requests(engine: Engine) -> list[Request]:
@@ -107,7 +74,7 @@ def test_our_own_reply_fed_back_into_the_inbox_is_stored_and_never_answered(
     dovecot: Dovecot,
     smtp_server: SmtpServer,
 ) -> None:
-    config = from_dict(config_data(db_url, dovecot, smtp_server), root=tmp_path)
+    config = from_dict(mailbox_data(db_url, dovecot, smtp_server), root=tmp_path)
     worker = make_worker(config, engine, dovecot)
     dovecot.append(erase_mail(1))
     run_all(worker)
@@ -177,7 +144,7 @@ def test_mail_over_the_size_limit_goes_to_a_new_quarantine_folder_and_the_rest_g
 ) -> None:
     with dovecot.client() as client:
         assert not client.folder_exists("Quarantine")
-    data = config_data(db_url, dovecot, smtp_server, intake={"max_message_bytes": 10_000})
+    data = mailbox_data(db_url, dovecot, smtp_server, intake={"max_message_bytes": 10_000})
     config = from_dict(data, root=tmp_path)
     for raw in (erase_mail(1), big_mail(1), erase_mail(2)):
         dovecot.append(raw)
@@ -220,7 +187,7 @@ def test_mail_whose_storing_fails_is_quarantined_not_retried_forever(
     for raw in (poison, erase_mail(1)):
         dovecot.append(raw)
     worker = make_worker(
-        from_dict(config_data(db_url, dovecot, smtp_server), root=tmp_path), engine, dovecot
+        from_dict(mailbox_data(db_url, dovecot, smtp_server), root=tmp_path), engine, dovecot
     )
     run_all(worker)
     run_all(worker)  # nothing comes back
@@ -249,7 +216,7 @@ def test_mail_stays_in_the_inbox_while_the_database_is_unavailable(
     monkeypatch.setattr(store, "store", database_down)
     dovecot.append(erase_mail(1))
     worker = make_worker(
-        from_dict(config_data(db_url, dovecot, smtp_server), root=tmp_path), engine, dovecot
+        from_dict(mailbox_data(db_url, dovecot, smtp_server), root=tmp_path), engine, dovecot
     )
     with pytest.raises(OperationalError):  # run_forever logs it and tries again
         worker.run_once()
@@ -295,7 +262,7 @@ def start_worker(
     tmp_path: Path, db_url: str, dovecot: Dovecot, smtp_server: SmtpServer
 ) -> Iterator[Callable[[], RunningWorker]]:
     config_file = tmp_path / "config.toml"
-    write_toml(config_file, config_data(db_url, dovecot, smtp_server))
+    write_toml(config_file, mailbox_data(db_url, dovecot, smtp_server))
     started: list[RunningWorker] = []
 
     def start() -> RunningWorker:
@@ -419,7 +386,7 @@ def test_without_move_or_idle_the_worker_copies_expunges_and_polls(
     smtp_server: SmtpServer,
 ) -> None:
     imap = dovecot_without_move_or_idle
-    data = config_data(db_url, imap, smtp_server, service={"poll_seconds": 0.5})
+    data = mailbox_data(db_url, imap, smtp_server, service={"poll_seconds": 0.5})
     worker = make_worker(from_dict(data, root=tmp_path), engine, imap)
     with imap.client() as client:
         assert not {b"MOVE", b"IDLE"} & set(client.capabilities())
@@ -453,7 +420,7 @@ def test_a_processed_folder_deleted_while_the_worker_runs_is_made_again(
     smtp_server: SmtpServer,
 ) -> None:
     worker = make_worker(
-        from_dict(config_data(db_url, dovecot, smtp_server), root=tmp_path), engine, dovecot
+        from_dict(mailbox_data(db_url, dovecot, smtp_server), root=tmp_path), engine, dovecot
     )
     dovecot.append(erase_mail(1))
     run_all(worker)
