@@ -164,7 +164,7 @@ def _proceed(
     now: dt.datetime,
 ) -> None:
     """Move the request on to where its checks sent it, with its receipt."""
-    from kundo_gdpr.pipeline import reply_context
+    from kundo_gdpr.pipeline import acknowledge
 
     row.state = CONFIRMED
     row.confirmed_at = now
@@ -173,11 +173,7 @@ def _proceed(
     actor = f"editor:{row.sent_to}"
     audit.record(session, "confirmed", request=request, actor=actor, via=via,
                  state=request.state)
-    queue_reply(session, config, request, "receipt", reply_context(session, request))
-    if request.state == APPROVED:
-        request.decided_at = now
-        request.decided_by = "policy:auto_approve"
-        audit.record(session, "approved", request=request, actor="policy:auto_approve")
+    acknowledge(session, config, request, now)
 
 
 def expire_one(

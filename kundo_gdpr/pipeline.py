@@ -8,6 +8,7 @@ leaves the request in the state the next run resumes from.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -86,9 +87,16 @@ def check_request(session: Session, config: Config, request: Request) -> None:
     if request.state == REJECTED:
         queue_reply(session, config, request, "rejected", reply_context(session, request))
     elif request.state in (NEEDS_REVIEW, APPROVED):
-        queue_reply(session, config, request, "receipt", reply_context(session, request))
+        acknowledge(session, config, request, utcnow())
+
+
+def acknowledge(session: Session, config: Config, request: Request, now: dt.datetime) -> None:
+    """Queue the receipt of a request that goes on (to review, or approved by
+    policy) and record policy's approval; after the checks, or after the
+    editor's confirmation when that was asked for."""
+    queue_reply(session, config, request, "receipt", reply_context(session, request))
     if request.state == APPROVED:
-        request.decided_at = utcnow()
+        request.decided_at = now
         request.decided_by = "policy:auto_approve"
         audit.record(session, "approved", request=request, actor="policy:auto_approve")
 
