@@ -7,6 +7,7 @@ happens to the request, and arguments for the reply and the agents' UI.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -53,6 +54,16 @@ class CheckContext:
     covered: list[ChannelRef] = field(default_factory=list)
     not_covered: list[ChannelRef] = field(default_factory=list)
     organization_id: int | None = None
+
+    @functools.cached_property
+    def text(self) -> str | None:
+        """The mail's new text as the parser reads it, parsed once for every
+        check that reads it; None when the mail cannot be parsed."""
+        try:
+            raw = self.request.inbound_mail.raw
+            return parse(raw, self.config.service.support_addresses).text
+        except ParseError:
+            return None
 
 
 class Check(Protocol):
@@ -129,11 +140,9 @@ class ConfirmationReply:
         # Only an authenticated mail from the stored address may confirm.
         if config.auth.require and not request.authenticated:
             return []
-        try:
-            text = parse(request.inbound_mail.raw, config.service.support_addresses).text
-        except ParseError:
+        if ctx.text is None:
             return []
-        confirmed = confirm.confirm_code(session, config, request.sender, text)
+        confirmed = confirm.confirm_code(session, config, request.sender, ctx.text)
         if confirmed is None:
             return []
         args = {"reference": confirmed.reference}
@@ -196,7 +205,7 @@ class Editor:
             return [Finding("not_editor", REJECT, {"sender": ctx.request.sender})]
         ctx.editor = editor
         own = {c.organization_id: c.organization_name for c in edited}
-        named = organizations_named(ctx.request, ctx.config, ctx.desk)
+        named = organizations_named(ctx)
         mine = [org for org in named if org in own]
         if len(mine) == 1 or (not named and len(own) == 1):
             ctx.organization_id = mine[0] if mine else next(iter(own))
@@ -237,7 +246,7 @@ class Editor:
         return findings
 
 
-def organizations_named(request: Request, config: Config, desk: DeskStore) -> list[int]:
+def organizations_named(ctx: CheckContext) -> list[int]:
     """Ids of the organizations the request's own words name (Subject and new text).
 
     Signatures and quotes are left out: an editor's signature names their
@@ -246,13 +255,11 @@ def organizations_named(request: Request, config: Config, desk: DeskStore) -> li
     with or without a company suffix, or as the organization's slug; never
     inside an address or a domain.
     """
-    try:
-        parsed = parse(request.inbound_mail.raw, config.service.support_addresses)
-    except ParseError:
+    if ctx.text is None:
         return []
-    text = request.subject_line + "\n" + quotes.without_signature(parsed.text)
+    text = ctx.request.subject_line + "\n" + quotes.without_signature(ctx.text)
     text = ADDRESS_LIKE.sub(" ", text)
-    return [org.id for org in desk.organizations() if _names(text, org.name, org.slug)]
+    return [org.id for org in ctx.desk.organizations() if _names(text, org.name, org.slug)]
 
 
 COMPANY_SUFFIX = re.compile(r"\s+(?:AB|HB|KB|Ltd|Inc|GmbH|AS|Oy|ApS)\.?$", re.IGNORECASE)
