@@ -39,6 +39,7 @@ from kundo_gdpr import db
 from kundo_gdpr.actions.erase import erase_subject
 from kundo_gdpr.actions.export import ExportHeader, write_export
 from kundo_gdpr.desk import ChannelRef, Strategy, open_desk
+from kundo_gdpr.identity import key
 from kundo_gdpr.models import (
     Attachment,
     Channel,
@@ -82,8 +83,13 @@ def generate(engine: Engine, items: int, subject_items: int, seed: int = 1,
         for channel in org.channels:
             by_kind[channel.kind].append(channel.id)
 
+        # The subject as real desks write them: untidy spellings, one key.
+        spellings = (subject, f" {subject.upper()}\t", f"Namn Namnsson <{subject}>")
+
         def who() -> str:
-            return subject if rng.random() < share else f"kund{rng.randint(1, 50000)}@example.net"
+            if rng.random() < share:
+                return rng.choice(spellings)
+            return f"kund{rng.randint(1, 50000)}@example.net"
 
         conn = session.connection()
         per_kind = items // 3
@@ -94,7 +100,8 @@ def generate(engine: Engine, items: int, subject_items: int, seed: int = 1,
             reply = openers and rng.random() < 0.33
             posts.append({"id": n, "channel_id": rng.choice(by_kind["forum"]),
                           "topic_id": rng.choice(openers) if reply else None,
-                          "author_email": who(), "author_name": "Namn", "author_ip": "192.0.2.1",
+                          **_owner("author", who()), "author_name": "Namn",
+                          "author_ip": "192.0.2.1",
                           "title": "Rubrik", "body": body(rng), "created_at": when})
             if not reply:
                 openers.append(n)
@@ -108,18 +115,20 @@ def generate(engine: Engine, items: int, subject_items: int, seed: int = 1,
         for n in range(1, per_kind // 2 + 1):
             email = who()
             conversations.append({"id": n, "channel_id": rng.choice(by_kind["mail"]),
-                                  "customer_email": email, "customer_name": "Namn",
+                                  **_owner("customer", email), "customer_name": "Namn",
                                   "subject": "Fråga", "created_at": when})
             messages.append({"conversation_id": n, "direction": "in", "from_addr": email,
-                             "to_addr": "support@x", "body": body(rng), "created_at": when})
+                             "from_key": key(email), "to_addr": "support@x", "to_key": "support@x",
+                             "body": body(rng), "created_at": when})
             messages.append({"conversation_id": n, "direction": "out", "from_addr": "support@x",
-                             "to_addr": email, "body": "> " + body(rng), "created_at": when})
+                             "from_key": "support@x", "to_addr": email, "to_key": key(email),
+                             "body": "> " + body(rng), "created_at": when})
         _insert(conn, MailConversation, conversations)
         _insert(conn, MailMessage, messages)
         sessions, chats = [], []
         for n in range(1, per_kind // 2 + 1):
             sessions.append({"id": n, "channel_id": rng.choice(by_kind["chat"]),
-                             "visitor_email": who(), "visitor_ip": "203.0.113.1",
+                             **_owner("visitor", who()), "visitor_ip": "203.0.113.1",
                              "started_at": when})
             for sender in ("visitor", "agent"):
                 chats.append({"session_id": n, "sender": sender, "body": body(rng),
@@ -156,6 +165,11 @@ def settle(engine: Engine) -> None:
         return
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE"))
+
+
+def _owner(prefix: str, address: str) -> dict[str, Any]:
+    """An owner address column and its key, as the models set them."""
+    return {f"{prefix}_email": address, f"{prefix}_key": key(address)}
 
 
 def _insert(conn: Any, model: Any, rows: list[dict[str, Any]]) -> None:
@@ -196,14 +210,14 @@ def erase_baseline(engine: Engine) -> None:
         ids = ", ".join(str(c.id) for c in channels(session))
         s = {"s": SUBJECT}
         in_ids = f"channel_id IN ({ids})"
-        conv = f"SELECT id FROM mail_conversations WHERE lower(customer_email) = :s AND {in_ids}"
-        sess = f"SELECT id FROM chat_sessions WHERE lower(visitor_email) = :s AND {in_ids}"
+        conv = f"SELECT id FROM mail_conversations WHERE customer_key = :s AND {in_ids}"
+        sess = f"SELECT id FROM chat_sessions WHERE visitor_key = :s AND {in_ids}"
         for sql in (
             f"DELETE FROM mail_messages WHERE conversation_id IN ({conv})",
-            f"DELETE FROM mail_conversations WHERE lower(customer_email) = :s AND {in_ids}",
+            f"DELETE FROM mail_conversations WHERE customer_key = :s AND {in_ids}",
             f"DELETE FROM chat_messages WHERE session_id IN ({sess})",
-            f"DELETE FROM chat_sessions WHERE lower(visitor_email) = :s AND {in_ids}",
-            f"DELETE FROM forum_posts WHERE lower(author_email) = :s AND {in_ids}",
+            f"DELETE FROM chat_sessions WHERE visitor_key = :s AND {in_ids}",
+            f"DELETE FROM forum_posts WHERE author_key = :s AND {in_ids}",
         ):
             session.execute(text(sql), s)
 
@@ -212,7 +226,7 @@ def erase_naive(engine: Engine, sample: int) -> tuple[float, int, int]:
     """The ORM, a row at a time, a commit per row: (seconds, rows done, rows in all)."""
     with Session(engine) as session:
         ids = [c.id for c in channels(session)]
-        stmt = select(ForumPost).where(func.lower(ForumPost.author_email) == SUBJECT,
+        stmt = select(ForumPost).where(ForumPost.author_key == SUBJECT,
                                        ForumPost.channel_id.in_(ids))
         total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
         posts = list(session.scalars(stmt.limit(sample)))
@@ -378,9 +392,9 @@ def bench_export(url: str, repeat: int) -> None:
 # -- lookup ------------------------------------------------------------------------------
 
 LOOKUPS = (
-    "SELECT id FROM forum_posts WHERE lower(author_email) = :s AND channel_id IN ({ids})",
-    "SELECT id FROM mail_conversations WHERE lower(customer_email) = :s AND channel_id IN ({ids})",
-    "SELECT id FROM chat_sessions WHERE lower(visitor_email) = :s AND channel_id IN ({ids})",
+    "SELECT id FROM forum_posts WHERE author_key = :s AND channel_id IN ({ids})",
+    "SELECT id FROM mail_conversations WHERE customer_key = :s AND channel_id IN ({ids})",
+    "SELECT id FROM chat_sessions WHERE visitor_key = :s AND channel_id IN ({ids})",
 )
 
 

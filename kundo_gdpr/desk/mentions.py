@@ -36,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 from sqlalchemy.sql.elements import TextClause
 
-from kundo_gdpr import i18n
+from kundo_gdpr import i18n, identity
 from kundo_gdpr.desk.protocol import Mention, Strategy
 from kundo_gdpr.models import (
     Channel,
@@ -51,6 +51,8 @@ from kundo_gdpr.models import (
 PAGE = 2000
 # Columns that hold addresses only: searched for the subject's address, not names.
 ADDRESS_COLUMNS = frozenset({"from_addr", "to_addr"})
+# Their key columns, set with them so the key never goes stale (kundo_gdpr.identity).
+KEY_OF = {"from_addr": "from_key", "to_addr": "to_key"}
 # A longer list is not something an agent reads; the counts still say how many.
 LISTED = 1000
 
@@ -92,19 +94,19 @@ def targets(kind: str, strategy: Strategy) -> tuple[Target, ...]:
     if kind == "forum":
         gone = _in_subjects_threads if strategy.forum == "delete_threads" else None
         return (Target("forum", ForumPost, (ForumPost.title, ForumPost.body),
-                       ForumPost.channel_id, ForumPost.author_email, gone=gone),)
+                       ForumPost.channel_id, ForumPost.author_key, gone=gone),)
     if kind == "chat":
         return (Target("chat", ChatMessage, (ChatMessage.body,), ChatSession.channel_id,
-                       ChatSession.visitor_email,
+                       ChatSession.visitor_key,
                        (ChatSession, ChatSession.id == ChatMessage.session_id)),)
     by_message = strategy.mail == "messages"
     join = (MailConversation, MailConversation.id == MailMessage.conversation_id)
     return (
         Target("mail", MailConversation, (MailConversation.subject,), MailConversation.channel_id,
-               None if by_message else MailConversation.customer_email),
+               None if by_message else MailConversation.customer_key),
         Target("mail", MailMessage, (MailMessage.from_addr, MailMessage.to_addr, MailMessage.body),
                MailConversation.channel_id,
-               MailMessage.from_addr if by_message else MailConversation.customer_email, join),
+               MailMessage.from_key if by_message else MailConversation.customer_key, join),
     )
 
 
@@ -149,7 +151,8 @@ def _page(
         values = {c.key: row[i + 2] for i, c in enumerate(target.columns)}
         new = {k: pattern.sub(markers[row[1]], v) for k, v in values.items() if v}
         if any(new[k] != values[k] for k in new):
-            updates.append({"id": row[0], **new})
+            keys = {KEY_OF[k]: identity.key(v) for k, v in new.items() if k in KEY_OF}
+            updates.append({"id": row[0], **new, **keys})
             listed.append(Mention(target.kind, target.table, row[0], "address"))
         text = "\n".join(values[c.key] or "" for c in _texts(target)).casefold()
         if any(n in text for n in names):
@@ -169,13 +172,13 @@ def stored_names(session: Session, subject: str, channel_ids: Sequence[int]) -> 
     """The names the desk has on file for the subject in these channels."""
     # One statement (a round trip, not three); UNION drops the duplicates.
     stmt = union(*(
-        select(column).where(func.lower(email) == subject.lower(),
+        select(column).where(email == subject,
                              channel.in_(list(channel_ids)), column.is_not(None))
         for column, email, channel in (
-            (MailConversation.customer_name, MailConversation.customer_email,
+            (MailConversation.customer_name, MailConversation.customer_key,
              MailConversation.channel_id),
-            (ForumPost.author_name, ForumPost.author_email, ForumPost.channel_id),
-            (ChatSession.visitor_name, ChatSession.visitor_email, ChatSession.channel_id),
+            (ForumPost.author_name, ForumPost.author_key, ForumPost.channel_id),
+            (ChatSession.visitor_name, ChatSession.visitor_key, ChatSession.channel_id),
         )
     ))
     found = {n.strip() for n in session.scalars(stmt) if n and len(n.strip()) >= 3}
@@ -211,7 +214,7 @@ def _candidates(
             ids = ids.join(*target.join)
         ids = ids.where(target.channel.in_(list(channel_ids)), hit, target.model.id > last)
         if target.owner is not None:
-            ids = ids.where(func.coalesce(func.lower(target.owner), "") != subject.lower())
+            ids = ids.where(func.coalesce(target.owner, "") != subject)
         if target.gone is not None:
             ids = ids.where(~target.gone(subject))
         return ids
@@ -280,7 +283,7 @@ def _in_subjects_threads(subject: str) -> ColumnElement[bool]:
     opener = aliased(ForumPost)
     # topic_id IS NOT NULL first: NOT (NULL IN (…)) is NULL, which would drop openers.
     return and_(ForumPost.topic_id.is_not(None), ForumPost.topic_id.in_(select(opener.id).where(
-        func.lower(opener.author_email) == subject.lower(), opener.topic_id.is_(None))))
+        opener.author_key == subject, opener.topic_id.is_(None))))
 
 
 def _contains(

@@ -13,7 +13,8 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, func, select
 from sqlalchemy.orm import Session
 
-from kundo_gdpr.desk import mentions, sql_erase
+from kundo_gdpr import identity
+from kundo_gdpr.desk import keys, mentions, sql_erase
 from kundo_gdpr.desk.protocol import (
     DEFAULT,
     ChannelRef,
@@ -94,15 +95,25 @@ class SqlDesk:
 
     # -- counting and erasing -----------------------------------------------
 
+    def subject_key(self, subject: str) -> str | None:
+        """The subject's normalised address, with every owner key in step first."""
+        keys.catch_up(self.session)
+        return identity.subject_key(subject)
+
     def stored_names(self, subject: str, channels: Sequence[ChannelRef]) -> list[str]:
-        return mentions.stored_names(self.session, subject, [c.id for c in channels])
+        if (key := self.subject_key(subject)) is None:
+            return []
+        return mentions.stored_names(self.session, key, [c.id for c in channels])
 
     def count(
         self, subject: str, channels: Sequence[ChannelRef], strategy: Strategy = DEFAULT
     ) -> Counts:
-        eraser = SqlEraser(self.session, subject)
-        names = self.stored_names(subject, channels)
         counts = zero_counts(channels, strategy)
+        if (key := self.subject_key(subject)) is None:
+            return counts
+        subject = key
+        eraser = SqlEraser(self.session, subject)
+        names = mentions.stored_names(self.session, key, [c.id for c in channels])
         for kind, items in counts.items():
             ids = _ids(channels, kind)
             items.update(eraser.counts(kind, ids, strategy))
@@ -115,7 +126,10 @@ class SqlDesk:
     def mentions(
         self, subject: str, channels: Sequence[ChannelRef], strategy: Strategy = DEFAULT
     ) -> list[Mention]:
-        names = self.stored_names(subject, channels)
+        if (key := self.subject_key(subject)) is None:
+            return []
+        subject = key
+        names = mentions.stored_names(self.session, key, [c.id for c in channels])
         found: list[Mention] = []
         for kind in KINDS:
             for page in mentions.scan(self.session, subject, names, _ids(channels, kind), kind,
@@ -137,8 +151,11 @@ class SqlDesk:
         step: each step is a transaction of the caller's (and a commit), and
         a subject with a few hundred items needs one, not one per kind.
         """
+        if (key := self.subject_key(subject)) is None:
+            return
+        subject = key
         if names is None:
-            names = self.stored_names(subject, channels)
+            names = mentions.stored_names(self.session, key, [c.id for c in channels])
         pending: tuple[EraseStep, int] | None = None
         for step, rows in self._erase_steps(subject, channels, strategy, names, cursor):
             if pending is not None:
@@ -170,6 +187,7 @@ class SqlDesk:
     # -- exporting ----------------------------------------------------------
 
     def export(self, subject: str, channels: Sequence[ChannelRef]) -> Iterator[ExportSheet]:
+        subject = self.subject_key(subject) or ""
         if ids := _ids(channels, "mail"):
             yield ExportSheet("mail", MAIL_COLUMNS, self._mail_rows(subject, ids))
         if ids := _ids(channels, "forum"):
@@ -180,6 +198,7 @@ class SqlDesk:
     def attachments(
         self, subject: str, channels: Sequence[ChannelRef]
     ) -> Iterator[tuple[str, int, str, bytes]]:
+        subject = self.subject_key(subject) or ""
         if ids := _ids(channels, "mail"):
             conversations = select(MailConversation.id).where(_conversation_match(subject, ids))
             messages = select(MailMessage.id).where(MailMessage.conversation_id.in_(conversations))
@@ -295,18 +314,18 @@ def _merged(first: EraseStep, then: EraseStep) -> EraseStep:
 
 def _conversation_match(subject: str, ids: list[int]) -> ColumnElement[bool]:
     return and_(
-        func.lower(MailConversation.customer_email) == subject.lower(),
+        identity.matches(MailConversation.customer_key, subject),
         MailConversation.channel_id.in_(ids),
     )
 
 
 def _post_match(subject: str, ids: list[int]) -> ColumnElement[bool]:
     return and_(
-        func.lower(ForumPost.author_email) == subject.lower(), ForumPost.channel_id.in_(ids)
+        identity.matches(ForumPost.author_key, subject), ForumPost.channel_id.in_(ids)
     )
 
 
 def _session_match(subject: str, ids: list[int]) -> ColumnElement[bool]:
     return and_(
-        func.lower(ChatSession.visitor_email) == subject.lower(), ChatSession.channel_id.in_(ids)
+        identity.matches(ChatSession.visitor_key, subject), ChatSession.channel_id.in_(ids)
     )

@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Session, aliased
 
-from kundo_gdpr import i18n
+from kundo_gdpr import i18n, identity
 from kundo_gdpr.desk.protocol import Strategy
 from kundo_gdpr.models import (
     Attachment,
@@ -68,7 +68,7 @@ def item_kinds(kind: str, strategy: Strategy) -> tuple[str, ...]:
 class SqlEraser:
     def __init__(self, session: Session, subject: str) -> None:
         self.session = session
-        self.subject = subject.lower()
+        self.subject = subject  # the normalised key (kundo_gdpr.identity)
         self.postgres = session.get_bind().dialect.name == "postgresql"
 
     def steps(self, kind: str, ids: list[int], strategy: Strategy) -> Iterator[Batch]:
@@ -133,7 +133,7 @@ class SqlEraser:
         for batch in self._batches(match.order_by(MailConversation.id)):
             yield {"anonymised": self._run(
                 update(MailConversation).where(self._in(MailConversation.id, batch))
-                .values(customer_email=None, customer_name=None))}
+                .values(customer_email=None, customer_name=None, customer_key=None))}
 
     def _count_mail(self, ids: list[int]) -> Batch:
         conversations = select(MailConversation.id).where(self._conversation(ids))
@@ -156,14 +156,14 @@ class SqlEraser:
         }
 
     def _conversation(self, ids: list[int]) -> ColumnElement[bool]:
-        return and_(func.lower(MailConversation.customer_email) == self.subject,
+        return and_(self._by_subject(MailConversation.customer_key),
                     MailConversation.channel_id.in_(ids))
 
     def _sent(self, ids: list[int]) -> Select[int]:
         return (
             select(MailMessage.id)
             .join(MailConversation, MailConversation.id == MailMessage.conversation_id)
-            .where(func.lower(MailMessage.from_addr) == self.subject,
+            .where(self._by_subject(MailMessage.from_key),
                    MailConversation.channel_id.in_(ids))
         )
 
@@ -205,7 +205,7 @@ class SqlEraser:
             attachments = self._run(
                 delete(Attachment).where(Attachment.forum_post_id.in_(thread)))
             theirs = self._run(delete(ForumPost).where(
-                self._in(ForumPost.topic_id, batch), self._by_subject(ForumPost.author_email)))
+                self._in(ForumPost.topic_id, batch), self._by_subject(ForumPost.author_key)))
             replies = self._run(delete(ForumPost).where(self._in(ForumPost.topic_id, batch)))
             posts = self._run(delete(ForumPost).where(self._in(ForumPost.id, batch)))
             yield {"attachments": attachments, "replies": replies, "posts": posts + theirs}
@@ -230,7 +230,7 @@ class SqlEraser:
         posts = select(ForumPost.id).where(self._post(ids))
         openers = posts.where(ForumPost.topic_id.is_(None))
         replies = select(ForumPost.id).where(
-            ForumPost.topic_id.in_(openers), ~self._by_subject(ForumPost.author_email))
+            ForumPost.topic_id.in_(openers), ~self._by_subject(ForumPost.author_key))
         return {
             "posts": self._count(posts),
             "replies": self._count(replies),
@@ -257,18 +257,19 @@ class SqlEraser:
         return (
             update(ForumPost)
             .where(self._others_replied())
-            .values(body=marker, author_name=None, author_email=None, author_ip=None)
+            .values(body=marker, title=case((ForumPost.title.is_(None), None), else_=marker),
+                    author_name=None, author_email=None, author_key=None, author_ip=None)
         )
 
     def _post(self, ids: list[int]) -> ColumnElement[bool]:
-        return and_(self._by_subject(ForumPost.author_email), ForumPost.channel_id.in_(ids))
+        return and_(self._by_subject(ForumPost.author_key), ForumPost.channel_id.in_(ids))
 
     def _others_replied(self) -> ColumnElement[bool]:
         reply = aliased(ForumPost)
         return and_(
             ForumPost.topic_id.is_(None),
             exists().where(reply.topic_id == ForumPost.id,
-                           func.coalesce(func.lower(reply.author_email), "") != self.subject),
+                           func.coalesce(reply.author_key, "") != self.subject),
         )
 
     # -- chat ---------------------------------------------------------------
@@ -309,13 +310,13 @@ class SqlEraser:
         }
 
     def _session(self, ids: list[int]) -> ColumnElement[bool]:
-        return and_(self._by_subject(ChatSession.visitor_email), ChatSession.channel_id.in_(ids))
+        return and_(self._by_subject(ChatSession.visitor_key), ChatSession.channel_id.in_(ids))
 
     # -- plumbing -----------------------------------------------------------
 
     def _by_subject(self, column: Any) -> ColumnElement[bool]:
-        # lower(column) = :s is what the lower() expression indexes serve.
-        return func.lower(column) == self.subject
+        # A key column = :key is what the key indexes serve.
+        return identity.matches(column, self.subject)
 
     def _in(self, column: Any, ids: list[int]) -> ColumnElement[bool]:
         # PostgreSQL gets one array parameter instead of a thousand: the

@@ -2,9 +2,11 @@
 
 A host desk with its own schema implements `kundo_gdpr.desk.DeskStore`
 instead; these tables are what the bundled SQL store and the demo use.
-Every person's address column has an index on lower(address), because the
-data subject is matched case-insensitively and must be found fast among
-millions of items.
+Every person's address column has a maintained, indexed `*_key` column: the
+address in its one normalised form (`kundo_gdpr.desk.identity.key`), set
+here whenever an address is assigned and filled in by `identity.catch_up`
+for rows written past the ORM. The data subject is matched on it alone, so
+every spelling of their address is found, fast, among millions of items.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from sqlalchemy import (
     func,
     text,
 )
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 
+from kundo_gdpr.identity import KEY_LENGTH
+from kundo_gdpr.identity import key as address_key
 from kundo_gdpr.models.base import Base, UtcDateTime, utcnow
 
 CHANNEL_KINDS = ("mail", "forum", "chat")
@@ -47,6 +51,20 @@ def text_search_index(table: str, column: str) -> Index:
         postgresql_ops={column: "gin_trgm_ops"},
         sqlite_where=text("0"),
     )
+
+
+def key_indexes(table: str, *pairs: tuple[str, str]) -> tuple[Index, ...]:
+    """For each (address column, key column): the key's index, and a partial
+    index of the rows whose key is still to be set (what catch_up reads)."""
+    indexes: list[Index] = []
+    for address, key in pairs:
+        pending = text(f"{key} IS NULL AND {address} IS NOT NULL")
+        indexes += [
+            Index(f"ix_{table}_{key}", key),
+            Index(f"ix_{table}_{key}_pending", "id", sqlite_where=pending,
+                  postgresql_where=pending),
+        ]
+    return tuple(indexes)
 
 
 channel_editors = Table(
@@ -103,7 +121,7 @@ class ForumPost(Base):
 
     __tablename__ = "forum_posts"
     __table_args__ = (
-        Index("ix_forum_posts_author_email_lower", func.lower(Column("author_email"))),
+        *key_indexes("forum_posts", ("author_email", "author_key")),
         text_search_index("forum_posts", "title"),
         text_search_index("forum_posts", "body"),
     )
@@ -122,16 +140,22 @@ class ForumPost(Base):
     )
     author_name: Mapped[str | None] = mapped_column(String(200))
     author_email: Mapped[str | None] = mapped_column(String(320))
+    author_key: Mapped[str | None] = mapped_column(String(KEY_LENGTH))
     author_ip: Mapped[str | None] = mapped_column(String(45))
     title: Mapped[str | None] = mapped_column(String(500))
     body: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
 
+    @validates("author_email")
+    def _author_key(self, _name: str, value: str | None) -> str | None:
+        self.author_key = address_key(value)
+        return value
+
 
 class MailConversation(Base):
     __tablename__ = "mail_conversations"
     __table_args__ = (
-        Index("ix_mail_conversations_customer_email_lower", func.lower(Column("customer_email"))),
+        *key_indexes("mail_conversations", ("customer_email", "customer_key")),
         text_search_index("mail_conversations", "subject"),
     )
 
@@ -141,15 +165,21 @@ class MailConversation(Base):
     )
     customer_name: Mapped[str | None] = mapped_column(String(200))
     customer_email: Mapped[str | None] = mapped_column(String(320))
+    customer_key: Mapped[str | None] = mapped_column(String(KEY_LENGTH))
     subject: Mapped[str] = mapped_column(String(500), default="")
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    @validates("customer_email")
+    def _customer_key(self, _name: str, value: str | None) -> str | None:
+        self.customer_key = address_key(value)
+        return value
 
 
 class MailMessage(Base):
     __tablename__ = "mail_messages"
     __table_args__ = (
         CheckConstraint("direction IN ('in', 'out')", name="direction"),
-        Index("ix_mail_messages_from_addr_lower", func.lower(Column("from_addr"))),
+        *key_indexes("mail_messages", ("from_addr", "from_key"), ("to_addr", "to_key")),
         text_search_index("mail_messages", "from_addr"),
         text_search_index("mail_messages", "to_addr"),
         text_search_index("mail_messages", "body"),
@@ -162,14 +192,21 @@ class MailMessage(Base):
     direction: Mapped[str] = mapped_column(String(3))
     from_addr: Mapped[str | None] = mapped_column(String(320))
     to_addr: Mapped[str | None] = mapped_column(String(320))
+    from_key: Mapped[str | None] = mapped_column(String(KEY_LENGTH))
+    to_key: Mapped[str | None] = mapped_column(String(KEY_LENGTH))
     body: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    @validates("from_addr", "to_addr")
+    def _keys(self, name: str, value: str | None) -> str | None:
+        setattr(self, "from_key" if name == "from_addr" else "to_key", address_key(value))
+        return value
 
 
 class ChatSession(Base):
     __tablename__ = "chat_sessions"
     __table_args__ = (
-        Index("ix_chat_sessions_visitor_email_lower", func.lower(Column("visitor_email"))),
+        *key_indexes("chat_sessions", ("visitor_email", "visitor_key")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -178,15 +215,25 @@ class ChatSession(Base):
     )
     visitor_name: Mapped[str | None] = mapped_column(String(200))
     visitor_email: Mapped[str | None] = mapped_column(String(320))
+    visitor_key: Mapped[str | None] = mapped_column(String(KEY_LENGTH))
     visitor_ip: Mapped[str | None] = mapped_column(String(45))
     started_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
 
+    @validates("visitor_email")
+    def _visitor_key(self, _name: str, value: str | None) -> str | None:
+        self.visitor_key = address_key(value)
+        return value
+
 
 class ChatMessage(Base):
+    """A chat message. In a chat with several visitors, `sender_email` says
+    which visitor wrote it; NULL is the session's visitor."""
+
     __tablename__ = "chat_messages"
     __table_args__ = (
         CheckConstraint("sender IN ('visitor', 'agent')", name="sender"),
         text_search_index("chat_messages", "body"),
+        *key_indexes("chat_messages", ("sender_email", "sender_key")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -194,8 +241,15 @@ class ChatMessage(Base):
         ForeignKey("chat_sessions.id", ondelete="CASCADE"), index=True
     )
     sender: Mapped[str] = mapped_column(String(10))
+    sender_email: Mapped[str | None] = mapped_column(String(320))
+    sender_key: Mapped[str | None] = mapped_column(String(KEY_LENGTH))
     body: Mapped[str] = mapped_column(Text, default="")
     sent_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+    @validates("sender_email")
+    def _sender_key(self, _name: str, value: str | None) -> str | None:
+        self.sender_key = address_key(value)
+        return value
 
 
 class Attachment(Base):
