@@ -126,6 +126,16 @@ class WebConfig:
 
 
 @dataclass(frozen=True)
+class HealthConfig:
+    """/healthz and /metrics (see config.toml [health])."""
+
+    # Names the variable holding the bearer token; unset or empty: loopback only.
+    token_env: str = "KUNDO_GDPR_METRICS_TOKEN"
+    max_fetch_age_seconds: float = 600.0
+    max_stage_failures_per_hour: int = 10
+
+
+@dataclass(frozen=True)
 class DeskConfig:
     # Name of a DeskStore implementation in kundo_gdpr.desk.REGISTRY.
     store: str = "sql"
@@ -153,6 +163,7 @@ class Config:
     web: WebConfig = field(default_factory=WebConfig)
     desk: DeskConfig = field(default_factory=DeskConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
+    health: HealthConfig = field(default_factory=HealthConfig)
     # Directory that relative paths in the file are resolved against.
     root: Path = Path(".")
 

@@ -6,6 +6,7 @@ many it did; tests call them directly, `run` calls them in a loop.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -21,10 +22,19 @@ from kundo_gdpr.config import Config
 from kundo_gdpr.intake import store
 from kundo_gdpr.intake.maildir import MaildirSource
 from kundo_gdpr.intake.source import MailSource, WaitingSource
+from kundo_gdpr.operations import stats
 from kundo_gdpr.replies.outbox import deliver_one, release_due
 from kundo_gdpr.replies.transports import Transport, make_transport
 
 log = logging.getLogger(__name__)
+
+# The stages between fetch and deliver, by the names /metrics uses.
+PROCESS_STEPS: tuple[tuple[str, Callable[[sessionmaker[Session], Config], bool]], ...] = (
+    ("parse", store.parse_one),
+    ("check", pipeline.check_one),
+    ("expire_confirmations", confirm.expire_one),
+    ("run", pipeline.run_one),
+)
 
 STOP_CHECK_SECONDS = 1.0
 
@@ -70,27 +80,51 @@ class Worker:
         return db.session_factory(self.engine)
 
     def fetch_once(self) -> int:
-        return store.fetch(
+        return self._timed(stats.FETCH, lambda: store.fetch(
             self.factory,
             self.source,
             max_bytes=self.config.intake.max_message_bytes,
             should_stop=self.stop.is_set,
-        )
+        ))
 
     def process_once(self) -> int:
+        return sum(self._timed(name, functools.partial(self._drain, step))
+                   for name, step in PROCESS_STEPS)
+
+    def _drain(self, step: Callable[[sessionmaker[Session], Config], bool]) -> int:
         done = 0
-        for step in (store.parse_one, pipeline.check_one, confirm.expire_one, pipeline.run_one):
-            while not self.stop.is_set() and self._guarded(step):
-                done += 1
+        while not self.stop.is_set() and self._guarded(step):
+            done += 1
         return done
 
     def deliver_once(self) -> int:
+        return self._timed("deliver", self._deliver)
+
+    def _deliver(self) -> int:
         # Released replies count as work only once sent, so an idle pass stays idle.
         release_due(self.factory, self.config)
         done = 0
         while not self.stop.is_set() and deliver_one(self.factory, self.config, self.transport):
             done += 1
         return done
+
+    def _timed(self, stage: str, work: Callable[[], int]) -> int:
+        """Run one stage pass and add it to the shared stage counters (/metrics)."""
+        started = time.monotonic()
+        try:
+            done = work()
+        except Exception as exc:  # recorded here, handled by run_forever's catch
+            self._record(stage, 0, started, f"{type(exc).__name__}: {exc}")
+            raise
+        self._record(stage, done, started, None)
+        return done
+
+    def _record(self, stage: str, units: int, started: float, error: str | None) -> None:
+        try:
+            stats.record(self.factory, stage, units=units,
+                         seconds=time.monotonic() - started, error=error)
+        except store.DB_UNAVAILABLE:
+            log.warning("could not record the %s pass: the database is unavailable", stage)
 
     def run_once(self) -> int:
         """One pass of every loop; returns the units of work done."""

@@ -16,6 +16,7 @@ from kundo_gdpr.models.desk import (
     Organization,
     channel_editors,
 )
+from kundo_gdpr.models.operations import StageFailure, StageStat
 from kundo_gdpr.models.queue import (
     Event,
     Export,
@@ -47,6 +48,8 @@ __all__ = [
     "Request",
     "RequestChannel",
     "RequestSubject",
+    "StageFailure",
+    "StageStat",
     "UtcDateTime",
     "channel_editors",
     "utcnow",

@@ -37,11 +37,13 @@ Handler = Any
 
 
 def make_app(config: Config, engine: Engine) -> web.Application:
-    from kundo_gdpr.web import confirm, downloads, views
+    from kundo_gdpr.web import confirm, downloads, health, views
 
-    app = web.Application(middlewares=[session_middleware, auth_middleware, csrf_middleware])
+    factory = session_factory(engine)
+    app = web.Application(middlewares=[health.middleware(config, factory), session_middleware,
+                                       auth_middleware, csrf_middleware])
     app[CONFIG] = config
-    app[FACTORY] = session_factory(engine)
+    app[FACTORY] = factory
     app[SESSIONS] = Sessions(config)
     app[JINJA] = jinja2.Environment(
         loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
