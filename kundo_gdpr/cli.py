@@ -67,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per line per file")
     p.set_defaults(handler=cmd_parse)
 
+    p = sub.add_parser("check", help="check the config and reach every part it names: "
+                       "database, mailbox, SMTP, DKIM keys, secrets")
+    p.set_defaults(handler=cmd_check)
+
     p = sub.add_parser("db", help="database maintenance")
     dbsub = p.add_subparsers(required=True, metavar="ACTION")
     dbsub.add_parser("upgrade", help="apply migrations").set_defaults(handler=cmd_db_upgrade)
@@ -195,6 +199,15 @@ def _print_parsed(name: str, fields: dict[str, object]) -> None:
     for key, value in fields.items():
         shown = ", ".join(map(str, value)) if isinstance(value, list) else value
         print(f"  {key:<11} {shown}")
+
+
+def cmd_check(args: argparse.Namespace, config: Config) -> int:
+    from kundo_gdpr.operations import check
+
+    outcomes = check.run(config)
+    for outcome in outcomes:
+        print(outcome.line())
+    return 1 if any(o.problem for o in outcomes) else 0
 
 
 def cmd_db_upgrade(args: argparse.Namespace, config: Config) -> int:
