@@ -9,7 +9,7 @@ DKIM passed. Every DNS lookup goes through `lookup_txt`.
 
 from __future__ import annotations
 
-import email
+import email.parser
 import email.policy
 import logging
 import re
@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import authres
 import dkim
 import dkim.dnsplug
 from dkim.util import InvalidTagValueList, parse_tag_value
@@ -141,39 +142,66 @@ def _acceptable(verifier: dkim.DKIM, idx: int, from_domain: str) -> str | None:
 
 # -- Authentication-Results (RFC 8601) -----------------------------------------
 
-_RESULT = re.compile(r"\b(dmarc|dkim)\s*=\s*(\w+)([^;]*)", re.I)
-_PROP = re.compile(r"\b(header\.d|header\.i|header\.from)\s*=\s*\"?([^\s;\"]+)", re.I)
-
 
 def _trusted_authres(
     raw: bytes, from_domain: str, trusted: tuple[str, ...], reasons: list[str]
 ) -> str | None:
+    """The trusted authserv-id whose verdict says From's domain passed, if any.
+
+    RFC 8601 section 5: only the headers our own receiver added count, and
+    it adds them on top. So headers are read from the top down, and the
+    reading stops at the first `Received:` line (anything below it came with
+    the mail from outside) and at the first header from another authserv-id
+    (a sender can write any header it likes, our id included, below it).
+    """
     if not trusted:
         return None
-    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
     wanted = {t.lower() for t in trusted}
-    for value in msg.get_all("Authentication-Results") or []:
-        text = re.sub(r"\([^)]*\)", " ", " ".join(str(value).split()))
-        authserv = text.split(";", 1)[0].split()[0].lower() if text.strip() else ""
-        if authserv not in wanted:
-            reasons.append(f"authres_untrusted: {authserv}")
+    headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw)
+    topmost = True
+    for name, value in headers.items():
+        lowered = name.lower()
+        if lowered == "received":
+            topmost = False
+        if lowered != "authentication-results":
             continue
-        if _says_pass(text.split(";", 1)[1] if ";" in text else "", from_domain):
+        parsed = _parse_authres(str(value))
+        authserv = str(parsed.authserv_id).lower() if parsed is not None else ""
+        if not topmost:
+            if authserv in wanted:  # a forgery, or a copy from an earlier hop: said, not used
+                reasons.append(f"authres_not_topmost: {authserv}")
+            continue
+        if parsed is None:
+            reasons.append("authres_malformed")
+            topmost = False
+        elif authserv not in wanted:
+            reasons.append(f"authres_untrusted: {authserv}")
+            topmost = False
+        elif _says_pass(parsed, from_domain):
             return authserv
-        reasons.append(f"authres_no_pass: {authserv}")
+        else:
+            reasons.append(f"authres_no_pass: {authserv}")
     return None
 
 
-def _says_pass(results: str, from_domain: str) -> bool:
-    for method, result, rest in _RESULT.findall(results):
-        if result.lower() != "pass":
+def _parse_authres(value: str) -> authres.AuthenticationResultsHeader | None:
+    """The header parsed by `authres`, or None when it cannot be read."""
+    try:
+        return authres.AuthenticationResultsHeader.parse_value(" ".join(value.split()))
+    except Exception:  # authres raises its own SyntaxError and others on junk
+        return None
+
+
+def _says_pass(header: authres.AuthenticationResultsHeader, from_domain: str) -> bool:
+    for result in header.results:
+        if str(result.result).lower() != "pass":
             continue
-        props = {k.lower(): v.lower() for k, v in _PROP.findall(rest)}
-        if method.lower() == "dmarc":
-            claimed = props.get("header.from", from_domain)
-            if claimed == from_domain.lower():
+        props = {f"{p.type}.{p.name}".lower(): str(p.value).lower() for p in result.properties}
+        method = str(result.method).lower()
+        if method == "dmarc":
+            if props.get("header.from", from_domain.lower()) == from_domain.lower():
                 return True
-        else:
+        elif method == "dkim":
             signer = props.get("header.d") or props.get("header.i", "").rpartition("@")[2]
             if signer and aligned(signer, from_domain):
                 return True

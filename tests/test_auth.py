@@ -480,7 +480,7 @@ def kim(world: None, factory: sessionmaker[Session]) -> None:
             channel.editors.append(editor)
 
 
-def test_an_editor_of_another_organization_is_told_who_can_ask_instead(
+def test_an_editor_of_another_organization_is_told_what_is_not_covered_but_no_names(
     world: None, keys: dict[str, bytes], auth_config: Config, engine: Engine,
     factory: sessionmaker[Session],
 ) -> None:
@@ -495,17 +495,17 @@ def test_an_editor_of_another_organization_is_told_who_can_ask_instead(
     assert "not_editor" in request.problems
     assert _covered(factory) == [] and request.organization_id is None
     not_covered = [f["args"] for f in request.findings if f["code"] == "channel_not_covered"]
+    # Another organization's editors are named only to its own authenticated editors.
     assert not_covered == [
-        {"channel": "Cykelbolaget AB – forum", "kind": "forum", "editors": ["Eva Ek"]},
-        {"channel": "Cykelbolaget AB – chatt", "kind": "chat", "editors": ["Eva Ek"]},
+        {"channel": "Cykelbolaget AB – forum", "kind": "forum", "editors": []},
+        {"channel": "Cykelbolaget AB – chatt", "kind": "chat", "editors": []},
     ]
     assert _chats_left_by_organization(factory) == ["bokhandeln", "cykelbolaget"]
     (reply,) = outbox_messages(auth_config.path("var/outbox"))
     assert str(reply["To"]) == "olle@bokhandeln.se"
     text = reply.get_content()
-    assert "Cykelbolaget AB – forum (kan begäras av: Eva Ek)" in text
-    # Who can ask instead, by name only: never the other editor's address.
-    assert "eva@cykelbolaget.se" not in reply.as_string()
+    assert "- Cykelbolaget AB – forum\n" in text
+    assert "Eva Ek" not in text and "eva@cykelbolaget.se" not in reply.as_string()
 
 
 def test_an_editor_of_several_organizations_who_names_one_gets_that_one(
@@ -549,3 +549,86 @@ def test_an_editor_of_several_organizations_who_names_none_goes_to_review(
     assert finding["args"]["organizations"] == ["Bokhandeln i Norr", "Cykelbolaget AB"]
     assert request.organization_id is None and _covered(factory) == []
     assert _chats_left_by_organization(factory) == ["bokhandeln", "cykelbolaget"]
+
+
+def test_our_authserv_id_below_a_received_line_is_a_forgery_and_does_not_count(
+    world: None, keys: dict[str, bytes], auth_config: Config, engine: Engine,
+    factory: sessionmaker[Session],
+) -> None:
+    forged = request_mail("eva@cykelbolaget.se", ERASE_ALICE, extra_headers={
+        "Authentication-Results":
+            "mx.kundo.se; dmarc=pass header.from=cykelbolaget.se; "
+            "dkim=pass header.d=cykelbolaget.se"})
+    relayed = b"Received: from relay.evil.example (relay.evil.example [192.0.2.7])\n" \
+        b"\tby mx.kundo.se; Mon, 23 Nov 2026 09:00:01 +0100\n" + forged
+    run(auth_config, engine, relayed)
+    request = assert_held_for_review(auth_config, factory)
+    assert "authres_not_topmost: mx.kundo.se" in reasons(request)
+
+
+def test_our_authserv_id_below_another_servers_header_does_not_count(
+    world: None, keys: dict[str, bytes], auth_config: Config, engine: Engine,
+    factory: sessionmaker[Session],
+) -> None:
+    raw = request_mail("eva@cykelbolaget.se", ERASE_ALICE)
+    raw = (b"Authentication-Results: mx.other.example; dmarc=fail header.from=cykelbolaget.se\n"
+           b"Authentication-Results: mx.kundo.se; dmarc=pass header.from=cykelbolaget.se\n" + raw)
+    run(auth_config, engine, raw)
+    request = assert_held_for_review(auth_config, factory)
+    assert reasons(request)[:2] == ["authres_untrusted: mx.other.example",
+                                    "authres_not_topmost: mx.kundo.se"]
+
+
+def test_our_topmost_header_above_the_received_lines_counts(
+    world: None, keys: dict[str, bytes], auth_config: Config, engine: Engine,
+    factory: sessionmaker[Session],
+) -> None:
+    raw = request_mail("eva@cykelbolaget.se", ERASE_ALICE)
+    raw = (b"Authentication-Results: mx.kundo.se;\n\tdkim=pass (2048-bit key)"
+           b" header.d=cykelbolaget.se header.i=@cykelbolaget.se\n"
+           b"Received: from mail.cykelbolaget.se by mx.kundo.se; Mon, 23 Nov 2026 09:00:01 +0100\n"
+           + raw)
+    run(auth_config, engine, raw)
+    assert the_request(factory).state == "done"
+
+
+def test_an_unauthenticated_stranger_gets_no_reply_and_waits_for_the_agents(
+    world: None, keys: dict[str, bytes], auth_config: Config, engine: Engine,
+    factory: sessionmaker[Session],
+) -> None:
+    # A forged From would otherwise turn our rejection into mail aimed at anyone.
+    run(auth_config, engine, request_mail("victim@example.net", ERASE_ALICE))
+    request = the_request(factory)
+    assert (request.state, request.authenticated) == ("quarantined", False)
+    assert "unauthenticated_stranger" in request.problems
+    assert recipients(auth_config) == []
+
+
+def test_a_signed_stranger_is_still_told_why_not(
+    world: None, keys: dict[str, bytes], auth_config: Config, engine: Engine,
+    factory: sessionmaker[Session],
+) -> None:
+    run(auth_config, engine, sign(request_mail("mallory@evil.example", ERASE_ALICE),
+                                  "evil.example", keys))
+    request = the_request(factory)
+    assert (request.state, request.authenticated) == ("rejected", True)
+    assert recipients(auth_config) == ["mallory@evil.example"]
+
+
+def test_list_mail_is_stored_and_never_answered(
+    world: None, keys: dict[str, bytes], auth_config: Config, engine: Engine,
+    factory: sessionmaker[Session],
+) -> None:
+    raw = sign(request_mail("eva@cykelbolaget.se", ERASE_ALICE, extra_headers={
+        "List-Unsubscribe": "<https://news.cykelbolaget.se/u?id=1>"}), "cykelbolaget.se", keys)
+    run(auth_config, engine, raw)
+    assert the_request(factory).state == "ignored"
+    assert alice_chats(factory) == 2 and recipients(auth_config) == []
+
+
+def test_a_raw_utf8_display_name_is_a_valid_sender() -> None:
+    raw = request_mail("eva@cykelbolaget.se", ERASE_ALICE).replace(
+        b"From: eva@cykelbolaget.se", "From: Åsa Öberg <eva@cykelbolaget.se>".encode())
+    parsed = parse(raw, ("support@kundo.se",))
+    assert (parsed.sender, parsed.sender_name) == ("eva@cykelbolaget.se", "Åsa Öberg")
+    assert "bad_sender" not in parsed.problems

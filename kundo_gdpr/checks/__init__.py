@@ -23,7 +23,7 @@ from kundo_gdpr.checks.base import (
 )
 from kundo_gdpr.checks.mail import ConfirmationReply, MachineMail, OwnMail, is_own_mail
 from kundo_gdpr.checks.request import Assertion, Channels, Kinds, Subjects
-from kundo_gdpr.checks.sender import Authenticity, OneSender
+from kundo_gdpr.checks.sender import Answerable, Authenticity, OneSender
 
 PIPELINE: tuple[Check, ...] = (
     OwnMail(),
@@ -36,6 +36,7 @@ PIPELINE: tuple[Check, ...] = (
     Subjects(),
     Channels(),
     Editor(),
+    Answerable(),
 )
 
 

@@ -45,6 +45,9 @@ class Editor:
         edited_ids = {c.id for c in edited}
         ctx.covered = [c for c in named if c.id in edited_ids]
         ctx.not_covered = [c for c in named if c.id not in edited_ids]
+        # Who else may ask is said only to an authenticated editor of that
+        # organization; anyone else could learn a company's staff by asking.
+        insiders = {c.organization_id for c in edited} if ctx.request.authenticated else set()
         findings = []
         if not ctx.covered:
             findings.append(Finding("not_editor", REJECT, {"sender": ctx.request.sender}))
@@ -56,7 +59,9 @@ class Editor:
                     {
                         "channel": channel.name,
                         "kind": channel.kind,
-                        "editors": ctx.desk.channel_editor_names(channel.id),
+                        "editors": ctx.desk.channel_editor_names(channel.id)
+                        if channel.organization_id in insiders
+                        else [],
                     },
                 )
             )

@@ -27,3 +27,20 @@ class Authenticity:
         if result.authenticated or not ctx.config.auth.require:
             return []
         return [Finding("sender_unauthenticated", REVIEW, {"reasons": list(result.reasons)})]
+
+
+class Answerable:
+    name = "answerable"
+    description = (
+        "Under auth.require, a sender who is neither authenticated nor known to the "
+        "desk as an editor gets no reply at all: the mail is kept for the agents."
+    )
+
+    def check(self, ctx: CheckContext) -> list[Finding]:
+        # A forged From would otherwise aim our rejection mail at anyone.
+        request = ctx.request
+        if not ctx.config.auth.require or request.authenticated or not request.sender:
+            return []
+        if ctx.desk.editor(request.sender) is not None:
+            return []
+        return [Finding("unauthenticated_stranger", QUARANTINE, {"sender": request.sender})]

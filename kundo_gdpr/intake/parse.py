@@ -32,6 +32,7 @@ ADDRESS_LIKE = re.compile(
     r"(?<![\w.!#$%&'*+/=?^`{|}~-])[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)*"
 )
 FORWARDED_FROM = re.compile(r"^[ \t]*\*?(?:From|Från)\*?[ \t]*:(.*)$", re.IGNORECASE | re.MULTILINE)
+HEADER_END = re.compile(rb"\r?\n\r?\n")
 FALLBACK_CHARSETS = ("utf-8", "windows-1252", "iso-8859-1")
 # Text parts larger than this are cut before decoding; no request is this long.
 MAX_TEXT_BYTES = 512 * 1024
@@ -56,13 +57,24 @@ def parse(raw: bytes, support_addresses: tuple[str, ...] = ()) -> ParsedMail:
         # Headers get the modern policy (decoded words, parsed addresses); the
         # MIME tree gets compat32, which does not build a header object for every
         # part and so stays fast on mail with thousands of parts.
-        head = email.parser.BytesHeaderParser(policy=email.policy.default).parsebytes(raw)
+        head = email.parser.HeaderParser(policy=email.policy.default).parsestr(_header_text(raw))
         tree = email.message_from_bytes(raw, policy=email.policy.compat32)
         return _parse(head, tree, tuple(a.lower() for a in support_addresses))
     except ParseError:
         raise
     except Exception as exc:  # hostile MIME can break the stdlib in many ways
         raise ParseError(f"{type(exc).__name__}: {exc}") from exc
+
+
+def _header_text(raw: bytes) -> str:
+    """The header block as text: raw UTF-8 (RFC 6532) read as UTF-8.
+
+    Bytes that are not UTF-8 stay surrogate escapes, which the modern policy
+    reports as defects, exactly as when it reads the bytes itself.
+    """
+    end = HEADER_END.search(raw)
+    block = raw[: end.start()] if end else raw
+    return block.decode("utf-8", "surrogateescape") + "\n\n"
 
 
 def _parse(msg: Message, tree: Message, support: tuple[str, ...]) -> ParsedMail:
@@ -325,7 +337,7 @@ def is_machine_mail(msg: Message, sender: str | None, tree: Message | None = Non
         return True
     if _header(msg, "Precedence").strip().lower() in phrases.PRECEDENCE_MACHINE:
         return True
-    if any(_header(msg, h) for h in phrases.AUTOREPLY_HEADERS):
+    if any(_header(msg, h) for h in (*phrases.AUTOREPLY_HEADERS, *phrases.LIST_HEADERS)):
         return True
     if sender and MACHINE_SENDERS.match(sender):
         return True

@@ -144,6 +144,8 @@ AUTO_SUBMITTED_HUMAN = "no"
 PRECEDENCE_MACHINE: tuple[str, ...] = ("bulk", "junk", "list", "auto_reply")
 # Present at all, with any value.
 AUTOREPLY_HEADERS: tuple[str, ...] = ("X-Autoreply", "X-Autorespond", "X-Auto-Response-Suppress")
+# List mail (RFC 2369, RFC 2919): newsletters and mailing lists, never a person asking.
+LIST_HEADERS: tuple[str, ...] = ("List-Id", "List-Unsubscribe", "List-Unsubscribe-Post")
 # Local parts of robots' sender addresses.
 MACHINE_SENDER_NAMES: tuple[str, ...] = (
     "mailer-daemon",
