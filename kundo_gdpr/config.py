@@ -97,8 +97,14 @@ class OutboxConfig:
 @dataclass(frozen=True)
 class PolicyConfig:
     auto_approve: bool = False
-    erase_needs_admin: bool = False
+    erase_needs_admin: bool = True
     confirm_by_mail: bool = False
+    # Four-eyes: an erasure one agent approved runs only once a second agent confirms.
+    erase_needs_second_agent: bool = False
+    # Who may download an export file from the request page.
+    export_download: Literal["admins", "agents"] = "admins"
+    # An erasure touching more items than this needs the subject's address typed to approve.
+    review_erase_above: int = 500
 
 
 @dataclass(frozen=True)
@@ -123,6 +129,13 @@ class WebConfig:
     port: int = 8080
     base_url: str = "http://127.0.0.1:8080"
     secret_env: str = "KUNDO_GDPR_SECRET"
+    # A session ends after this many minutes without a request, and after
+    # session_max_hours however busy it is.
+    session_idle_minutes: int = 60
+    session_max_hours: int = 12
+    # Failed sign-ins slow down further sign-ins from the same address and for
+    # the same account (a growing delay up to this many seconds); nothing is locked.
+    signin_max_delay_seconds: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from kundo_gdpr.intake.maildir import deliver
 from kundo_gdpr.models import Agent, InboundMail, OutboundMail, Request
 from kundo_gdpr.replies.transports import make_transport
 from kundo_gdpr.service import Worker, make_source
-from kundo_gdpr.web.auth import add_agent, hash_password
+from kundo_gdpr.web.auth import add_agent, set_password
 
 DEMO_AGENT = "agent@kundo.example"
 
@@ -134,8 +134,6 @@ def demo_agent(config: Config) -> DemoLogin:
         if agent is None:
             add_agent(session, DEMO_AGENT, password, is_admin=True)
         else:
-            agent.password_hash = hash_password(password)
-            agent.failed_logins = 0
-            agent.locked_until = None
+            set_password(session, agent, password)  # and the old password's sessions end
     engine.dispose()
     return DemoLogin(config.web.base_url, DEMO_AGENT, password)

@@ -69,7 +69,7 @@ def test_corrections_are_refused_once_a_request_is_decided(
     waiting: str, config: Config, factory: sessionmaker[Session]
 ) -> None:
     with factory.begin() as session:
-        review.approve(session, config, review.find(session, waiting), ANNA)
+        review.approve(session, config, review.find(session, waiting), ADAM)
     fix = review.parse_correction("bertil@example.org", ["erase"], ["forum"])
     with factory.begin() as session, pytest.raises(ReviewError) as refused:
         review.correct(session, config, review.find(session, waiting), ANNA, fix)

@@ -126,13 +126,13 @@ async def test_approve_changes_the_state_and_shows_in_the_audit_trail(
     aiohttp_client: MakeClient, config: Config, engine: Engine, agents: None, erase_alice: str
 ) -> None:
     client = await _client(aiohttp_client, config, engine)
-    await _sign_in(client, "anna@kundo.se")
+    await _sign_in(client, "adam@kundo.se")
     page = f"/requests/{erase_alice}"
     response = await client.post(f"{page}/approve", data={"csrf": await _token(client, page)})
     assert response.status == 200
     html = await response.text()
     assert f"{erase_alice} · {APPROVED}" in html
-    assert re.search(r"<td>anna@kundo.se</td><td>approved</td>", html)
+    assert re.search(r"<td>adam@kundo.se</td><td>approved</td>", html)
     assert "receipt" in html  # the reply queued at the check, with its state
     # The audit details read as words, not JSON: the parse named alice.
     assert "<b>subjects</b>: alice@example.com</div>" in html
@@ -216,33 +216,6 @@ async def test_a_hostile_subject_and_html_body_are_shown_inert(
     page = await (await client.get(f"/requests/{reference}")).text()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "&lt;script&gt;alert(2)&lt;/script&gt;" in page
-
-
-async def test_five_wrong_passwords_lock_the_account_for_fifteen_minutes(
-    aiohttp_client: MakeClient, config: Config, engine: Engine, agents: None,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    client = await _client(aiohttp_client, config, engine)
-    for _ in range(auth.MAX_FAILURES):
-        assert (await _sign_in(client, "anna@kundo.se", "wrong")).status == 401
-    locked = await _sign_in(client, "anna@kundo.se")
-    assert locked.status == 401 and "15" in await locked.text()
-    later = dt.datetime.now(dt.UTC) + dt.timedelta(minutes=16)
-    monkeypatch.setattr(auth, "utcnow", lambda: later)
-    assert (await _sign_in(client, "anna@kundo.se")).status == 303
-    with Session(engine) as session:
-        anna = session.scalar(select(Agent).where(Agent.email == "anna@kundo.se"))
-        assert anna is not None and anna.failed_logins == 0 and anna.locked_until is None
-
-
-async def test_sign_out_ends_the_session(
-    aiohttp_client: MakeClient, config: Config, engine: Engine, agents: None
-) -> None:
-    client = await _client(aiohttp_client, config, engine)
-    await _sign_in(client, "anna@kundo.se")
-    await client.post("/logout", data={"csrf": await _token(client)})
-    response = await client.get("/", allow_redirects=False)
-    assert response.status == 303
 
 
 async def test_the_language_follows_the_browser_and_the_switch(

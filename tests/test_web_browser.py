@@ -47,7 +47,7 @@ async def test_an_agent_corrects_a_subject_approves_and_the_done_reply_goes_out(
                                           args=["--no-sandbox"])
         page = await browser.new_page(locale="en-GB")
         await page.goto(f"{base}/")
-        await page.fill("input[name=email]", "anna@kundo.se")
+        await page.fill("input[name=email]", "adam@kundo.se")
         await page.fill("input[name=password]", PASSWORD)
         await page.click("button:has-text('Sign in')")
         await page.screenshot(path=str(ARTIFACTS / "queue.png"), full_page=True)
@@ -64,7 +64,7 @@ async def test_an_agent_corrects_a_subject_approves_and_the_done_reply_goes_out(
         await page.click("button:has-text('Approve')")
         assert await page.get_attribute("h1", "data-state") == "approved"
         assert "approved" in (await page.text_content("h1") or "")
-        assert "anna@kundo.se" in (await page.text_content("#audit") or "")
+        assert "adam@kundo.se" in (await page.text_content("#audit") or "")
 
         # The mail loops run the approved request and deliver its reply.
         await asyncio.to_thread(run_all, worker_for(config, engine))

@@ -26,6 +26,7 @@ from kundo_gdpr.models.queue import (
     RequestChannel,
     RequestSubject,
 )
+from kundo_gdpr.models.web import FirstApproval, WebSession
 
 __all__ = [
     "CHANNEL_KINDS",
@@ -39,6 +40,7 @@ __all__ = [
     "Editor",
     "Event",
     "Export",
+    "FirstApproval",
     "ForumPost",
     "InboundMail",
     "MailConversation",
@@ -51,6 +53,7 @@ __all__ = [
     "StageFailure",
     "StageStat",
     "UtcDateTime",
+    "WebSession",
     "channel_editors",
     "utcnow",
 ]

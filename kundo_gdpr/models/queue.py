@@ -108,6 +108,8 @@ class Request(Base):
     deadline_extension_reason: Mapped[str | None] = mapped_column(Text)
     decided_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
     decided_by: Mapped[str | None] = mapped_column(String(320))
+    # The agent who took the request ("take" in the queue); none: anyone's.
+    assignee: Mapped[str | None] = mapped_column(String(320), index=True)
     done_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 

@@ -1,10 +1,11 @@
-"""App factory and the middlewares every page passes: session, sign-in, CSRF."""
+"""App factory and the middlewares every page passes: headers, session, sign-in, CSRF."""
 
 from __future__ import annotations
 
 import asyncio
 import hmac
 import json
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,35 +17,43 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from kundo_gdpr.config import Config
 from kundo_gdpr.db import session_factory
-from kundo_gdpr.models import Agent
-from kundo_gdpr.web import i18n
-from kundo_gdpr.web.auth import SessionData, Sessions
+from kundo_gdpr.models import utcnow
+from kundo_gdpr.web import i18n, logs, sessions
+from kundo_gdpr.web.auth import Throttle
+from kundo_gdpr.web.sessions import Current
 
 _T = TypeVar("_T")
 
 CONFIG = web.AppKey("config", Config)
 FACTORY: web.AppKey[sessionmaker[Session]] = web.AppKey("factory")
-SESSIONS = web.AppKey("sessions", Sessions)
 JINJA = web.AppKey("jinja", jinja2.Environment)
-SESSION = web.RequestKey("session", SessionData)
+SECRET = web.AppKey("secret", bytes)
+THROTTLE = web.AppKey("throttle", Throttle)
 LANG = web.RequestKey("lang", str)
-AGENT: web.RequestKey[Agent | None] = web.RequestKey("agent")
+ANON = web.RequestKey("anon", str)
+AGENT: web.RequestKey[Current | None] = web.RequestKey("agent")
 
-PUBLIC = frozenset({"/login"})
+PUBLIC = frozenset({"/login", "/static/app.css"})
 # An editor confirming a request by mail has no sign-in: the one-time token is it.
 PUBLIC_PREFIXES = ("/confirm/", "/downloads/")
+STATIC = Path(__file__).parent / "static"
+CSP = ("default-src 'none'; script-src 'none'; style-src 'self'; img-src 'self'; "
+       "form-action 'self'; "
+       "base-uri 'none'; frame-ancestors 'none'")
 Handler = Any
 
 
 def make_app(config: Config, engine: Engine) -> web.Application:
-    from kundo_gdpr.web import confirm, downloads, health, views
+    from kundo_gdpr.web import admin, confirm, downloads, health, views
 
     factory = session_factory(engine)
-    app = web.Application(middlewares=[health.middleware(config, factory), session_middleware,
-                                       auth_middleware, csrf_middleware])
+    app = web.Application(middlewares=[headers_middleware, health.middleware(config, factory),
+                                       session_middleware, auth_middleware, csrf_middleware])
     app[CONFIG] = config
     app[FACTORY] = factory
-    app[SESSIONS] = Sessions(config)
+    secret = config.secret(config.web.secret_env) or secrets.token_urlsafe(32)
+    app[SECRET] = secret.encode()
+    app[THROTTLE] = Throttle(config.web.signin_max_delay_seconds, utcnow)
     app[JINJA] = jinja2.Environment(
         loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
         autoescape=True,
@@ -52,9 +61,16 @@ def make_app(config: Config, engine: Engine) -> web.Application:
     )
     app[JINJA].filters["plain"] = plain
     app.add_routes(views.routes)
+    app.add_routes(admin.routes)
     app.add_routes(confirm.routes)
     app.add_routes(downloads.routes)  # export links from done replies; no sign-in
+    app.router.add_get("/static/app.css", stylesheet)
+    logs.cut_tokens_from_access_log()
     return app
+
+
+async def stylesheet(request: web.Request) -> web.FileResponse:
+    return web.FileResponse(STATIC / "app.css", headers={"Content-Type": "text/css"})
 
 
 def plain(value: Any) -> str:
@@ -67,44 +83,85 @@ def plain(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-def session_of(request: web.Request) -> SessionData:
-    return request[SESSION]
+def secure(request: web.Request, response: web.StreamResponse) -> None:
+    """Headers for every answer, pages, files, redirects and errors alike."""
+    headers = response.headers
+    cacheable = request.path == "/static/app.css" and response.status == 200
+    headers["Cache-Control"] = "max-age=3600" if cacheable else "no-store"
+    headers["Referrer-Policy"] = "no-referrer"
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers["X-Frame-Options"] = "DENY"
+    headers.setdefault("Content-Security-Policy", CSP)
+
+
+@web.middleware
+async def headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        response: web.StreamResponse = await handler(request)
+    except web.HTTPException as exc:
+        secure(request, exc)
+        raise
+    secure(request, response)
+    return response
 
 
 @web.middleware
 async def session_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    sessions = request.app[SESSIONS]
-    request[SESSION] = sessions.load(request.cookies.get(Sessions.cookie))
+    """Who is signed in (from the database), and the visitor's random cookie for CSRF."""
     request[LANG] = i18n.choose(request)
+    anon = request.cookies.get(sessions.ANON_COOKIE, "")
+    fresh = len(anon) < 32
+    request[ANON] = secrets.token_urlsafe(32) if fresh else anon
+    token = request.cookies.get(sessions.COOKIE, "")
+    web_config = request.app[CONFIG].web
+    request[AGENT] = (await in_db(request, lambda s: sessions.load(s, web_config, token,
+                                                                   utcnow()))
+                      if token else None)
     try:
         response: web.StreamResponse = await handler(request)
     except web.HTTPException as exc:
-        _set_cookies(request, exc)
+        _cookies(request, exc, fresh, bool(token))
         raise
-    _set_cookies(request, response)
+    _cookies(request, response, fresh, bool(token))
     return response
 
 
-def _set_cookies(request: web.Request, response: web.StreamResponse) -> None:
-    sessions = request.app[SESSIONS]
-    response.set_cookie(Sessions.cookie, sessions.dump(request[SESSION]), httponly=True,
-                        samesite="Strict", path="/",
-                        secure=request.app[CONFIG].web.base_url.startswith("https"))
+def _cookies(request: web.Request, response: web.StreamResponse, fresh: bool,
+             had_token: bool) -> None:
+    secure_cookie = request.app[CONFIG].web.base_url.startswith("https")
+    if fresh:
+        response.set_cookie(sessions.ANON_COOKIE, request[ANON], httponly=True,
+                            samesite="Strict", path="/", secure=secure_cookie)
+    if had_token and request[AGENT] is None and sessions.COOKIE not in response.cookies:
+        response.del_cookie(sessions.COOKIE, path="/")
     if "lang" in request.query and request[LANG] == request.query["lang"]:
-        response.set_cookie("lang", request[LANG], httponly=True, samesite="Strict", path="/")
+        response.set_cookie("lang", request[LANG], httponly=True, samesite="Strict", path="/",
+                            secure=secure_cookie)
+
+
+def set_session_cookie(request: web.Request, response: web.StreamResponse, token: str) -> None:
+    """The signed-in cookie: no Max-Age (the server decides when it ends)."""
+    response.set_cookie(sessions.COOKIE, token, httponly=True, samesite="Strict", path="/",
+                        secure=request.app[CONFIG].web.base_url.startswith("https"))
+
+
+def is_public(request: web.Request) -> bool:
+    return request.path in PUBLIC or request.path.startswith(PUBLIC_PREFIXES)
 
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    agent_id = session_of(request).agent_id
-    request[AGENT] = None
-    if agent_id is not None:
-        request[AGENT] = await in_db(request, lambda s: s.get(Agent, agent_id))
-    public = request.path in PUBLIC or request.path.startswith(PUBLIC_PREFIXES)
-    if not public and request[AGENT] is None:
+    if not is_public(request) and request[AGENT] is None:
         raise web.HTTPSeeOther("/login")
     response: web.StreamResponse = await handler(request)
     return response
+
+
+def csrf_token(request: web.Request) -> str:
+    current = request[AGENT]
+    if current is not None:
+        return current.csrf
+    return sessions.anon_csrf(request.app[SECRET], request[ANON])
 
 
 @web.middleware
@@ -112,7 +169,7 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if request.method not in ("GET", "HEAD", "OPTIONS"):
         form = await request.post()
         given = str(form.get("csrf", ""))
-        if not hmac.compare_digest(given.encode(), session_of(request).csrf.encode()):
+        if not hmac.compare_digest(given.encode(), csrf_token(request).encode()):
             raise web.HTTPForbidden(text="CSRF token missing or wrong")
     response: web.StreamResponse = await handler(request)
     return response
@@ -132,12 +189,9 @@ async def in_db(request: web.Request, work: Callable[[Session], _T]) -> _T:
 def render(request: web.Request, name: str, status: int = 200, **context: Any) -> web.Response:
     lang: str = request[LANG]
     template = request.app[JINJA].get_template(name)
+    public = is_public(request)
     html = template.render(
-        t=i18n.strings(lang), lang=lang, csrf=session_of(request).csrf,
-        agent=request.get(AGENT), path=request.path, **context,
+        t=i18n.strings(lang), lang=lang, csrf=csrf_token(request),
+        agent=None if public else request.get(AGENT), path=request.path, **context,
     )
-    return web.Response(text=html, status=status, content_type="text/html",
-                        headers={"Content-Security-Policy": "default-src 'self'; "
-                                 "script-src 'none'; style-src 'unsafe-inline'; "
-                                 "frame-ancestors 'none'",
-                                 "X-Content-Type-Options": "nosniff"})
+    return web.Response(text=html, status=status, content_type="text/html")

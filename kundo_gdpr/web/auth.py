@@ -1,39 +1,35 @@
-"""Agents' passwords, lock-out, and the session cookie.
+"""Agents' passwords and sign-in throttling.
 
-The session lives in one Fernet token (AES plus HMAC), so it is signed and
-encrypted; the server keeps no session table.
+No account is ever locked: a lock that anyone who knows an agent's address
+can trigger is a way to keep that agent out. Instead each failure slows the
+next attempts from the same client address and for the same account down
+(`Throttle`), and the answer is the same for an unknown address, a wrong
+password and a slowed-down attempt.
 """
 
 from __future__ import annotations
 
-import base64
+import collections
 import datetime as dt
-import hashlib
-import json
-import logging
 import secrets
-from dataclasses import dataclass
+from collections.abc import Callable
 
 from argon2 import PasswordHasher
-from argon2.exceptions import VerificationError
-from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import func, select
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from kundo_gdpr.config import Config
-from kundo_gdpr.models import Agent, utcnow
-
-log = logging.getLogger(__name__)
-
-MAX_FAILURES = 5
-LOCK_FOR = dt.timedelta(minutes=15)
-SESSION_TTL = 12 * 3600
+from kundo_gdpr.models import Agent, WebSession
 
 _hasher = PasswordHasher()
+# Verified against for an unknown address, so that it takes as long as a real one.
+_DUMMY = _hasher.hash(secrets.token_urlsafe(16))
 
-
-class LockedOut(Exception):
-    """Too many failed sign-ins; the account is locked for a while."""
+# Failures older than this no longer slow anything down.
+WINDOW = dt.timedelta(minutes=15)
+# The first few failures are free (typos); then the delay doubles from BASE.
+FREE = 3
+BASE = 0.25
 
 
 def hash_password(password: str) -> str:
@@ -48,58 +44,65 @@ def add_agent(session: Session, email: str, password: str, is_admin: bool = Fals
     return agent
 
 
+def find_agent(session: Session, email: str) -> Agent | None:
+    return session.scalar(select(Agent).where(func.lower(Agent.email) == email.strip().lower()))
+
+
+def set_password(session: Session, agent: Agent, password: str) -> int:
+    """A new password; every session the agent has ends. Returns how many ended."""
+    agent.password_hash = hash_password(password)
+    return end_sessions(session, agent.id)
+
+
+def end_sessions(session: Session, agent_id: int) -> int:
+    """End all of an agent's sessions (signing out everywhere); how many there were."""
+    result = session.execute(delete(WebSession).where(WebSession.agent_id == agent_id))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 def authenticate(session: Session, email: str, password: str) -> Agent | None:
-    """The agent whose password this is, counting failures; raises LockedOut."""
-    agent = session.scalar(select(Agent).where(func.lower(Agent.email) == email.strip().lower()))
-    if agent is None:
-        _hasher.hash(password)  # the same work as for a real account
-        return None
-    now = utcnow()
-    if agent.locked_until is not None and agent.locked_until > now:
-        raise LockedOut(agent.email)
+    """The agent whose password this is, or None. An unknown address costs the
+    same Argon2 work as a known one, so the time taken does not tell them apart."""
+    agent = find_agent(session, email)
     try:
-        _hasher.verify(agent.password_hash, password)
-    except VerificationError:
-        agent.failed_logins += 1
-        if agent.failed_logins >= MAX_FAILURES:
-            agent.locked_until = now + LOCK_FOR
-            agent.failed_logins = 0
-            log.warning("agent %s locked out after %d failures", agent.email, MAX_FAILURES)
+        _hasher.verify(agent.password_hash if agent else _DUMMY, password)
+    except (VerificationError, InvalidHashError):
         return None
-    agent.failed_logins = 0
-    agent.locked_until = None
     return agent
 
 
-@dataclass
-class SessionData:
-    csrf: str
-    agent_id: int | None = None
+class Throttle:
+    """Recent sign-in failures per key ("addr:…", "acct:…"), in this process.
 
+    `delay` grows with the failures of the worst key: 0 for the first FREE,
+    then BASE, 2·BASE, 4·BASE … up to `cap` seconds. It only ever slows an
+    attempt down; it never refuses one, so the right password always gets in.
+    """
 
-class Sessions:
-    """Reads and writes the session cookie."""
+    def __init__(self, cap: float, clock: Callable[[], dt.datetime]) -> None:
+        self.cap = cap
+        self._clock = clock
+        self._failures: dict[str, collections.deque[dt.datetime]] = {}
 
-    cookie = "kundo_session"
+    def delay(self, *keys: str) -> float:
+        worst = max((self._recent(k) for k in keys), default=0)
+        if worst < FREE:
+            return 0.0
+        return float(min(self.cap, BASE * 2 ** min(worst - FREE, 16)))
 
-    def __init__(self, config: Config) -> None:
-        secret = config.secret(config.web.secret_env)
-        if not secret:
-            secret = secrets.token_urlsafe(32)
-            log.warning("%s is not set; using a random secret, sessions end on restart",
-                        config.web.secret_env)
-        key = base64.urlsafe_b64encode(hashlib.sha256(secret.encode()).digest())
-        self._fernet = Fernet(key)
+    def failed(self, *keys: str) -> None:
+        now = self._clock()
+        for key in keys:
+            self._failures.setdefault(key, collections.deque(maxlen=64)).append(now)
 
-    def load(self, token: str | None) -> SessionData:
-        if token:
-            try:
-                data = json.loads(self._fernet.decrypt(token.encode(), ttl=SESSION_TTL))
-                return SessionData(csrf=str(data["csrf"]), agent_id=data.get("agent_id"))
-            except (InvalidToken, ValueError, KeyError, TypeError):
-                pass
-        return SessionData(csrf=secrets.token_urlsafe(32))
+    def succeeded(self, account_key: str) -> None:
+        self._failures.pop(account_key, None)
 
-    def dump(self, data: SessionData) -> str:
-        payload = json.dumps({"csrf": data.csrf, "agent_id": data.agent_id})
-        return self._fernet.encrypt(payload.encode()).decode()
+    def _recent(self, key: str) -> int:
+        found = self._failures.get(key)
+        if not found:
+            return 0
+        since = self._clock() - WINDOW
+        while found and found[0] < since:
+            found.popleft()
+        return len(found)

@@ -6,7 +6,7 @@ Handlers only read the form and pick the page; what an action does is in
 
 from __future__ import annotations
 
-import secrets
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,12 +15,12 @@ from urllib.parse import quote
 from aiohttp import web
 from sqlalchemy.orm import Session
 
-from kundo_gdpr import review
-from kundo_gdpr.models import Agent, Request
+from kundo_gdpr import audit, review
+from kundo_gdpr.models import Request, utcnow
 from kundo_gdpr.review import Actor, ReviewError
-from kundo_gdpr.web import chart, queries
-from kundo_gdpr.web.app import AGENT, CONFIG, LANG, in_db, render, session_of
-from kundo_gdpr.web.auth import LockedOut, authenticate
+from kundo_gdpr.web import chart, queries, sessions
+from kundo_gdpr.web.app import AGENT, CONFIG, LANG, THROTTLE, in_db, render, set_session_cookie
+from kundo_gdpr.web.auth import authenticate
 from kundo_gdpr.web.i18n import finding_text, strings
 
 routes = web.RouteTableDef()
@@ -32,7 +32,7 @@ Action = Callable[[Session, Request, Actor, dict[str, Any]], object]
 
 
 def _actor(request: web.Request) -> Actor:
-    agent: Agent | None = request[AGENT]
+    agent = request[AGENT]
     assert agent is not None  # auth_middleware lets no one else through
     return Actor(agent.email, agent.is_admin)
 
@@ -42,36 +42,70 @@ def _actor(request: web.Request) -> Actor:
 
 @routes.get("/login")
 async def login_form(request: web.Request) -> web.Response:
-    return render(request, "login.html", error=None, email="")
+    if request[AGENT] is not None:
+        raise web.HTTPSeeOther("/")
+    return render(request, "login.html", error=None, done=request.query.get("done"))
 
 
 @routes.post("/login")
 async def login(request: web.Request) -> web.Response:
+    """Sign in. Unknown address, wrong password and a slowed-down attempt get the
+    same page; the typed address is not echoed, so even that cannot differ."""
     form = await request.post()
     email, password = str(form.get("email", "")), str(form.get("password", ""))
+    address = request.remote or ""
+    account = email.strip().lower()[:320]
+    keys = (f"addr:{address}", f"acct:{account}")
+    throttle = request.app[THROTTLE]
+    wait = throttle.delay(*keys)
+    if wait:
+        # One slowed-down attempt at a time per address, so parallel guesses queue.
+        async with _address_lock(address):
+            await asyncio.sleep(throttle.delay(*keys))
+            token = await in_db(request, lambda s: _sign_in(s, email, password, address))
+    else:
+        token = await in_db(request, lambda s: _sign_in(s, email, password, address))
+    if token is None:
+        throttle.failed(*keys)
+        return render(request, "login.html", status=401, error="bad_login", done=None)
+    throttle.succeeded(keys[1])
+    response = web.HTTPSeeOther("/")
+    set_session_cookie(request, response, token)
+    raise response
 
-    def check(session: Session) -> tuple[int | None, str | None]:
-        try:
-            agent = authenticate(session, email, password)
-        except LockedOut:
-            return None, "locked"
-        return (agent.id, None) if agent else (None, "bad_login")
 
-    agent_id, error = await in_db(request, check)
-    if agent_id is None:
-        return render(request, "login.html", status=401, error=error, email=email)
-    data = session_of(request)
-    data.agent_id = agent_id
-    data.csrf = secrets.token_urlsafe(32)  # a new session gets a new token
-    raise web.HTTPSeeOther("/")
+_LOCKS: dict[str, asyncio.Lock] = {}
+
+
+def _address_lock(address: str) -> asyncio.Lock:
+    if len(_LOCKS) > 10_000:
+        _LOCKS.clear()  # bounded memory; a lock in use is only ever re-created
+    return _LOCKS.setdefault(address, asyncio.Lock())
+
+
+def _sign_in(session: Session, email: str, password: str, address: str) -> str | None:
+    agent = authenticate(session, email, password)
+    if agent is None:
+        audit.record(session, "sign_in_failed", account=email.strip()[:320], address=address)
+        return None
+    token, _current = sessions.start(session, agent, utcnow())
+    audit.record(session, "signed_in", actor=agent.email, address=address)
+    return token
 
 
 @routes.post("/logout")
 async def logout(request: web.Request) -> web.Response:
-    data = session_of(request)
-    data.agent_id = None
-    data.csrf = secrets.token_urlsafe(32)
-    raise web.HTTPSeeOther("/login")
+    token = request.cookies.get(sessions.COOKIE, "")
+    actor = _actor(request)
+
+    def work(session: Session) -> None:
+        sessions.end(session, token)
+        audit.record(session, "signed_out", actor=actor.email)
+
+    await in_db(request, work)
+    response = web.HTTPSeeOther("/login")
+    response.del_cookie(sessions.COOKIE, path="/")
+    raise response
 
 
 # -- lists ---------------------------------------------------------------------------
