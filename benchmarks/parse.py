@@ -28,9 +28,19 @@ BODIES = (
     "> We cannot act on your request.\n" * 3,
 )
 
+OUTLOOK_HTML = (
+    "<html><head><style>p.MsoNormal {{margin:0cm}}</style><!--[if gte mso 9]><xml>"
+    "<o:shapedefaults v:ext='edit' spidmax='1026' /></xml><![endif]--></head>"
+    "<body lang=SV><div class=WordSection1><p class=MsoNormal>{body}</p>"
+    "<table class=MsoNormalTable><tr><td><p class=MsoNormal>Anna Berg</p></td>"
+    "<td><p class=MsoNormal>anna@example.com</p></td></tr></table>"
+    "<div id=divRplyFwdMsg><p><b>Från:</b> Kundo Support</p></div></div></body></html>"
+)
+
 
 def backlog(count: int, seed: int = 3) -> list[bytes]:
-    """`count` realistic request mails; every tenth has an attachment, one has 20 MB."""
+    """`count` realistic request mails; every tenth has an attachment, one has 20 MB;
+    every fourth is HTML only (Outlook's markup: styles, conditional comments, a table)."""
     rng = random.Random(seed)
     mails: list[bytes] = []
     for n in range(count):
@@ -40,8 +50,12 @@ def backlog(count: int, seed: int = 3) -> list[bytes]:
         msg["Subject"] = rng.choice(["Radera kunddata", "Data export", "VB: Radera mitt konto"])
         msg["Message-ID"] = f"<bench-{n}@test.example>"
         body = rng.choice(BODIES).format(who=f"customer{n}@example.com")
-        msg.set_content(body)
-        if n % 3 == 0:
+        if n % 4 == 1:
+            # HTML only, as Outlook and phones often send it: read by the HTML parser.
+            msg.set_content(OUTLOOK_HTML.format(body=body.replace("\n", "</p><p>")), subtype="html")
+        else:
+            msg.set_content(body)
+        if n % 3 == 0 and n % 4 != 1:
             markup = "<p>" + body.replace("\n", "<br>") + "</p>"
             msg.add_alternative(markup, subtype="html")
         if n % 10 == 0:

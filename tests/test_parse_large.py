@@ -1,6 +1,6 @@
 """Large mail: a 20 MB attachment is never decoded, a 20 MB body is cut before decoding.
 
-The parser's one decode step is `parse.transfer_decode`; a counting wrapper
+The parser's one decode step is `mime.transfer_decode`; a counting wrapper
 around it records what it was given, so the tests see exactly which bytes
 were decoded instead of timing anything.
 """
@@ -13,7 +13,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from kundo_gdpr.intake import parse as parse_module
+from kundo_gdpr.intake import mime as parse_module
 from kundo_gdpr.intake.parse import MAX_TEXT_BYTES, parse
 
 TWENTY_MB = 20 * 1024 * 1024

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import unicodedata
 from email.message import EmailMessage
 
 import pytest
 
-from kundo_gdpr.intake import html_text, phrases, quotes
-from kundo_gdpr.intake import parse as parse_module
+from kundo_gdpr.intake import html_text, mime, phrases, quotes
 from kundo_gdpr.intake.parse import parse
 from kundo_gdpr.intake.result import ParsedMail
 
@@ -351,11 +351,38 @@ def test_each_html_quote_container_is_not_content(container: str) -> None:
     assert not parsed.assertion
 
 
-@pytest.mark.parametrize("tag", ["<br>", "<br/>", "<p>", "</p>", "<div>", "</div>"])
+@pytest.mark.parametrize("tag", ["<br>", "<br/>", "<p>", "<div>", "<li>", "<h2>"])
 def test_each_html_block_tag_breaks_the_line(tag: str) -> None:
-    parsed = _html(f"Radera forum för alice@example.com{tag}Med vänliga hälsningar{tag}"
+    # An element's start and its end both break the line, as a browser shows it.
+    close = "</" + tag.strip("<>/") + ">"
+    parsed = _html(f"Radera forum för alice@example.com{tag}Med vänliga hälsningar{close}"
                    f"dpo@cykelbolaget.se{tag}")
     assert parsed.subjects == ("alice@example.com",)
+
+
+@pytest.mark.parametrize("cell", ["td", "th"])
+def test_neighbouring_table_cells_never_merge_into_one_address(cell: str) -> None:
+    rows = "".join(
+        f"<tr><{cell}>{name}</{cell}><{cell}>{address}</{cell}></tr>"
+        for name, address in (("AnnaBerg", "anna@example.com"), ("BoEk", "bo@example.com"))
+    )
+    parsed = _html(f"<p>Radera forum för:</p><table>{rows}</table><p>{SV_ASSERTION}</p>")
+    assert parsed.subjects == ("anna@example.com", "bo@example.com")
+
+
+@pytest.mark.parametrize(
+    "comment",
+    [
+        "<!-- alice@example.com -->",
+        "<!--[if mso]><p>Radera chatt för bo@example.com</p><![endif]-->",
+        "<!--[if gte mso 9]><xml><o:OfficeDocumentSettings>bo@example.com"
+        "</o:OfficeDocumentSettings></xml><![endif]-->",
+    ],
+)
+def test_comments_and_conditional_comments_never_contribute_text(comment: str) -> None:
+    parsed = _html(f"<p>Radera forum för carl@example.com.</p>{comment}<p>{SV_ASSERTION}</p>")
+    assert parsed.subjects == ("carl@example.com",)
+    assert parsed.channels == ("forum",)
 
 
 def test_html_entities_and_nbsp_are_text_and_mailto_links_are_addresses() -> None:
@@ -368,7 +395,9 @@ def test_html_entities_and_nbsp_are_text_and_mailto_links_are_addresses() -> Non
     assert parsed.channels == ("forum",)
 
 
-@pytest.mark.parametrize("charset", [*parse_module.FALLBACK_CHARSETS[1:], "x-unknown-charset"])
+@pytest.mark.parametrize(
+    "charset", [*mime.FALLBACK_CHARSETS[1:], "iso-8859-1", "us-ascii", "x-unknown-charset"]
+)
 def test_a_wrong_or_unknown_charset_falls_back(charset: str) -> None:
     body = f"Radera mejl för alice@example.com.\n{SV_ASSERTION}\n".encode("windows-1252")
     raw = _raw(f"MIME-Version: 1.0\nContent-Type: text/plain; charset={charset}\n"
@@ -416,3 +445,92 @@ def test_no_from_or_several_from_headers_is_bad_sender(from_lines: str) -> None:
            f"Radera mejl för alice@example.com.\n{SV_ASSERTION}\n").encode()
     parsed = parse(raw)
     assert parsed.sender is None and "bad_sender" in parsed.problems
+
+
+INVISIBLE = ["\u200b", "\u200c", "\u200d", "\u00ad", "\ufeff", "\u2060", "\u200e"]
+SPACES = ["\u00a0", "\u2002", "\u2003", "\u2009", "\u200a", "\u202f", "\u205f", "\u3000"]
+
+
+@pytest.mark.parametrize("char", INVISIBLE, ids=lambda c: f"U+{ord(c):04X}")
+def test_an_invisible_character_inside_the_sentence_or_an_address_is_removed(char: str) -> None:
+    sentence = SV_ASSERTION.replace("bekräftat", f"bekräf{char}tat").replace(" ", f" {char}", 1)
+    parsed = _parse(f"Radera forum för al{char}ice@exam{char}ple.com.\n{sentence}\n")
+    assert parsed.assertion
+    assert parsed.subjects == ("alice@example.com",)
+
+
+@pytest.mark.parametrize("char", SPACES, ids=lambda c: f"U+{ord(c):04X}")
+def test_every_unicode_space_is_a_space(char: str) -> None:
+    parsed = _parse(f"Radera{char}forum för{char}alice@example.com.\n"
+                    + SV_ASSERTION.replace(" ", char) + "\n")
+    assert parsed.assertion
+    assert parsed.subjects == ("alice@example.com",)
+    assert parsed.kinds == ("erase",) and parsed.channels == ("forum",)
+
+
+def test_decomposed_letters_from_a_mac_read_as_composed() -> None:
+    parsed = _parse(unicodedata.normalize("NFD", f"Radera forum för alice@example.com.\n"
+                                                 f"{SV_ASSERTION}\n"))
+    assert parsed.assertion and parsed.subjects == ("alice@example.com",)
+
+
+@pytest.mark.parametrize("charset", ["iso-8859-1", "ISO-8859-1", "latin1", "us-ascii"])
+def test_windows_1252_bytes_declared_as_latin1_or_ascii_read_as_windows_1252(
+    charset: str,
+) -> None:
+    # 0x96 is an en dash and 0x93/0x94 are curly quotes in windows-1252, but
+    # control codes in ISO 8859-1; Outlook sends them under either label.
+    body = ("Radera forum för alice@example.com – tack.\n“Vi har bekräftat personens"
+            " identitet.”\n").encode("windows-1252")
+    raw = _raw(f"MIME-Version: 1.0\nContent-Type: text/plain; charset={charset}\n"
+               "Content-Transfer-Encoding: 8bit", body)
+    parsed = parse(raw)
+    assert parsed.assertion and parsed.subjects == ("alice@example.com",)
+    assert "–" in parsed.text and "\x96" not in parsed.text
+
+
+@pytest.mark.parametrize(
+    "written",
+    ["ALICE@EXAMPLE.COM", "alice&#64;example.com", "alice&#x40;example&#46;com",
+     "Alice＠Example.com", "alice&commat;example.com"],
+)
+def test_addresses_written_as_entities_or_in_capitals_normalise_to_one_form(
+    written: str,
+) -> None:
+    parsed = _parse(f"Radera forum för {written}.\n{SV_ASSERTION}\n")
+    assert parsed.subjects == ("alice@example.com",)
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "ALICE@EXAMPLE.COM",
+        "alice&#64;example.com",
+        "<a href='mailto:Alice%40Example.com'>Alice</a>",
+    ],
+)
+def test_html_addresses_as_entities_capitals_or_escaped_mailto_normalise(written: str) -> None:
+    parsed = _html(f"<p>Radera forum för {written}.</p><p>{SV_ASSERTION}</p>")
+    assert parsed.subjects == ("alice@example.com",)
+
+
+def test_a_mail_forwarded_as_an_attachment_gives_its_sender_not_its_text() -> None:
+    inner = EmailMessage()
+    inner["From"] = "Alice Andersson <alice@example.com>"
+    inner["To"] = "kundtjanst@cykelbolaget.se"
+    inner["Subject"] = "Ta bort mitt konto"
+    inner.set_content("Hej! Radera även bo@example.com och allt i chatten. "
+                      f"{SV_ASSERTION}\n")
+    outer = EmailMessage()
+    outer["From"] = "Eva Ek <eva@cykelbolaget.se>"
+    outer["To"] = "support@kundo.se"
+    outer["Subject"] = "VB: Ta bort mitt konto"
+    outer.set_content(
+        f"Hej!\n\nSe bifogat mejl. Radera kunden i forumet.\n{SV_ASSERTION}\n\n/Eva\n"
+    )
+    outer.add_attachment(inner)
+    parsed = parse(outer.as_bytes(), ("support@kundo.se",))
+    assert parsed.subjects == ("alice@example.com",)
+    assert parsed.channels == ("forum",)
+    assert "bo@example.com" not in parsed.text
+    assert [a.content_type for a in parsed.attachments] == ["message/rfc822"]

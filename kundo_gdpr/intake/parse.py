@@ -6,23 +6,21 @@ error into `ParseError`, which callers record against the stored mail.
 
 from __future__ import annotations
 
-import binascii
 import email
-import email.header
 import email.message
 import email.parser
 import email.policy
 import email.utils
-import quopri
 import re
 from email.headerregistry import Address
 from email.message import EmailMessage, Message
 
 from email_validator import EmailNotValidError, validate_email
 
-from kundo_gdpr.intake import phrases, quotes
+from kundo_gdpr.intake import mime, normalise, phrases, quotes
 from kundo_gdpr.intake.html_text import html_to_text
-from kundo_gdpr.intake.result import AttachmentInfo, ParsedMail
+from kundo_gdpr.intake.mime import MAX_TEXT_BYTES, body_text, transfer_decode
+from kundo_gdpr.intake.result import ParsedMail
 
 FORWARD_PREFIX = re.compile(r"^\s*(?:(?:re|sv|aw)\s*:\s*)*(?:fwd?|vb|wg)\s*:", re.IGNORECASE)
 REPLY_PREFIX = re.compile(r"^\s*(?:(?:re|sv|aw|fwd?|vb|wg)\s*:\s*)+", re.IGNORECASE)
@@ -32,10 +30,6 @@ ADDRESS_LIKE = re.compile(
     r"(?<![\w.!#$%&'*+/=?^`{|}~-])[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)*"
 )
 FORWARDED_FROM = re.compile(r"^[ \t]*\*?(?:From|Från)\*?[ \t]*:(.*)$", re.IGNORECASE | re.MULTILINE)
-HEADER_END = re.compile(rb"\r?\n\r?\n")
-FALLBACK_CHARSETS = ("utf-8", "windows-1252", "iso-8859-1")
-# Text parts larger than this are cut before decoding; no request is this long.
-MAX_TEXT_BYTES = 512 * 1024
 
 AUTO_SUBJECTS = re.compile(
     r"^\s*(?:" + "|".join(re.escape(s) for s in phrases.AUTO_REPLY_SUBJECTS) + ")", re.IGNORECASE
@@ -57,7 +51,8 @@ def parse(raw: bytes, support_addresses: tuple[str, ...] = ()) -> ParsedMail:
         # Headers get the modern policy (decoded words, parsed addresses); the
         # MIME tree gets compat32, which does not build a header object for every
         # part and so stays fast on mail with thousands of parts.
-        head = email.parser.HeaderParser(policy=email.policy.default).parsestr(_header_text(raw))
+        headers = mime.header_text(raw)
+        head = email.parser.HeaderParser(policy=email.policy.default).parsestr(headers)
         tree = email.message_from_bytes(raw, policy=email.policy.compat32)
         return _parse(head, tree, tuple(a.lower() for a in support_addresses))
     except ParseError:
@@ -66,33 +61,29 @@ def parse(raw: bytes, support_addresses: tuple[str, ...] = ()) -> ParsedMail:
         raise ParseError(f"{type(exc).__name__}: {exc}") from exc
 
 
-def _header_text(raw: bytes) -> str:
-    """The header block as text: raw UTF-8 (RFC 6532) read as UTF-8.
-
-    Bytes that are not UTF-8 stay surrogate escapes, which the modern policy
-    reports as defects, exactly as when it reads the bytes itself.
-    """
-    end = HEADER_END.search(raw)
-    block = raw[: end.start()] if end else raw
-    return block.decode("utf-8", "surrogateescape") + "\n\n"
-
-
 def _parse(msg: Message, tree: Message, support: tuple[str, ...]) -> ParsedMail:
     problems: list[str] = []
     sender, sender_name = _sender(msg)
     if sender is None:
         problems.append("bad_sender")
-    subject_line = _header(msg, "Subject")
+    subject_line = normalise.text(_header(msg, "Subject"))
     forwarded = bool(FORWARD_PREFIX.match(subject_line))
-    body = body_text(tree, keep_quotes=forwarded)
+    body = normalise.text(body_text(tree, keep_quotes=forwarded))
     new, forwarded_block = quotes.new_text(body, forwarded)
+    # A forwarded mail's sender is a candidate subject: the first From of an
+    # inline forward, and the From of each mail forwarded as an attachment.
+    forwarded_from = FORWARDED_FROM.search(forwarded_block)
+    forwarded_senders = [m.group(0) for m in ADDRESS_LIKE.finditer(
+        normalise.text(forwarded_from.group(1)) if forwarded_from else "")]
+    for attached in mime.forwarded_mails(tree):
+        forwarded_senders += mime.senders(attached)
     unsigned = quotes.without_signature(new)
     assertion = has_assertion(new)
     topic = REPLY_PREFIX.sub("", subject_line)
     kinds = _kinds(topic + "\n" + new)
     channels, widened = _channels(topic + "\n" + unsigned)
     excluded = {*support, *([sender] if sender else [])}
-    subjects, invalid = _subjects(unsigned, forwarded_block, excluded)
+    subjects, invalid = _subjects(unsigned, forwarded_senders, excluded)
     if is_machine_mail(msg, sender, tree):
         problems.append("auto_reply")
     if not assertion:
@@ -123,7 +114,7 @@ def _parse(msg: Message, tree: Message, support: tuple[str, ...]) -> ParsedMail:
         in_reply_to=_header(msg, "In-Reply-To").strip() or None,
         references=tuple(_header(msg, "References").split()),
         reply_to=_header(msg, "Reply-To").strip() or None,
-        attachments=tuple(_attachments(tree)),
+        attachments=tuple(mime.attachments(tree)),
     )
 
 
@@ -188,85 +179,6 @@ def _legacy_parse_agrees(value: str, addr_spec: str) -> bool:
     return len(found) == 1 and found[0].lower() == addr_spec.lower()
 
 
-def body_text(msg: Message, keep_quotes: bool = False) -> str:
-    """The plain text of the message: text/plain preferred, else HTML as text.
-
-    HTML quote containers are dropped unless `keep_quotes` (a forward, whose
-    quoted block names the data subject).
-    """
-    plain = _first_part(msg, "text/plain")
-    if plain is not None:
-        return _decode(plain)
-    markup = _first_part(msg, "text/html")
-    if markup is not None:
-        return html_to_text(_decode(markup), keep_quotes)
-    return ""
-
-
-def _first_part(msg: Message, content_type: str) -> Message | None:
-    for part in msg.walk():
-        if part.is_multipart():
-            continue
-        if part.get_content_type() != content_type:
-            continue
-        if (part.get_content_disposition() or "inline") == "attachment":
-            continue
-        return part
-    return None
-
-
-def _decode(part: Message) -> str:
-    """The part's text, from at most MAX_TEXT_BYTES of its content.
-
-    The encoded payload is cut *before* it is transfer-decoded, so a 20 MB
-    body costs no more than a short one; attachments never get here at all.
-    """
-    # The stored payload as parsed: `get_payload()` would already re-decode
-    # 8-bit text with the declared charset, and `decode=True` decodes it all.
-    payload = getattr(part, "_payload", None)
-    if not isinstance(payload, str):
-        return ""
-    cte = str(part.get("Content-Transfer-Encoding", "")).strip().lower()
-    data = transfer_decode(payload[: _encoded_limit(cte)], cte)[:MAX_TEXT_BYTES]
-    declared = part.get_content_charset()
-    for charset in (declared, *FALLBACK_CHARSETS):
-        if not charset:
-            continue
-        try:
-            return data.decode(charset)
-        except (LookupError, UnicodeDecodeError):
-            continue
-    return data.decode("utf-8", errors="replace")
-
-
-def _encoded_limit(cte: str) -> int:
-    """Encoded characters enough for MAX_TEXT_BYTES of content (line breaks included)."""
-    return MAX_TEXT_BYTES * {"base64": 2, "quoted-printable": 3}.get(cte, 1)
-
-
-def transfer_decode(encoded: str, cte: str) -> bytes:
-    """Undo a Content-Transfer-Encoding, leniently. The parser's only decode step.
-
-    `encoded` is compat32's payload: ASCII, with any 8-bit bytes kept as
-    surrogate escapes, so encoding it back gives the bytes on the wire.
-    """
-    wire = encoded.encode("utf-8", "surrogateescape")
-    if cte == "base64":
-        return _base64(wire)
-    if cte == "quoted-printable":
-        return quopri.decodestring(wire)
-    return wire
-
-
-def _base64(wire: bytes) -> bytes:
-    # Only alphabet characters count; a payload cut mid-quantum is padded so
-    # that decoding never fails on a slice or on a sloppy sender's padding.
-    chars = re.sub(rb"[^A-Za-z0-9+/]", b"", wire)
-    rest = len(chars) % 4
-    chars = chars[: len(chars) - 1] if rest == 1 else chars + b"=" * ((4 - rest) % 4)
-    return binascii.a2b_base64(chars)
-
-
 def normalise_sentence(text: str) -> str:
     text = text.casefold().replace("’", "'").replace("‘", "'")
     return re.sub(r"\s+", " ", text)
@@ -297,16 +209,13 @@ def _channels(text: str) -> tuple[tuple[str, ...], bool]:
 
 
 def _subjects(
-    text: str, forwarded_block: str, excluded: set[str]
+    text: str, forwarded_senders: list[str], excluded: set[str]
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    candidates = [m.group(0) for m in ADDRESS_LIKE.finditer(text)]
-    forwarded_from = FORWARDED_FROM.search(forwarded_block)
-    if forwarded_from:
-        candidates += [m.group(0) for m in ADDRESS_LIKE.finditer(forwarded_from.group(1))]
+    candidates = [m.group(0) for m in ADDRESS_LIKE.finditer(text)] + forwarded_senders
     valid: list[str] = []
     invalid: list[str] = []
     for candidate in candidates:
-        address = candidate.strip(".").lower()
+        address = normalise.address(candidate)
         if address in excluded or address in valid or address in invalid:
             continue
         try:
@@ -343,31 +252,18 @@ def is_machine_mail(msg: Message, sender: str | None, tree: Message | None = Non
         return True
     if _header(msg, "Return-Path").strip() == "<>":
         return True
-    if any(part.get_content_type() in phrases.REPORT_TYPES for part in (tree or msg).walk()):
+    if any(part.get_content_type() in phrases.REPORT_TYPES for part in mime.walk(tree or msg)):
         return True
     return bool(AUTO_SUBJECTS.match(_header(msg, "Subject")))
 
 
-def _attachments(msg: Message) -> list[AttachmentInfo]:
-    found: list[AttachmentInfo] = []
-    for part in msg.walk():
-        if part.is_multipart() or part.get_content_disposition() != "attachment":
-            continue
-        payload = part.get_payload()
-        size = len(payload) if isinstance(payload, str) else 0
-        found.append(AttachmentInfo(_filename(part), part.get_content_type(), size))
-    return found
-
-
-def _filename(part: Message) -> str | None:
-    """The attachment's name, RFC 2047 words decoded (compat32 leaves them encoded)."""
-    name = part.get_filename()
-    if not name:
-        return None
-    try:
-        return str(email.header.make_header(email.header.decode_header(name)))
-    except Exception:  # a broken encoded word: show it as written
-        return name
-
-
-__all__ = ["EmailMessage", "ParseError", "ParsedMail", "body_text", "html_to_text", "parse"]
+__all__ = [
+    "MAX_TEXT_BYTES",
+    "EmailMessage",
+    "ParseError",
+    "ParsedMail",
+    "body_text",
+    "html_to_text",
+    "parse",
+    "transfer_decode",
+]

@@ -124,6 +124,20 @@ NOT_CHANNEL_WORDS: tuple[str, ...] = (
     r"e-postadresser",
     r"e-postadressen",
     r"chat name",
+    # The mail being forwarded or attached, not the mail channel.
+    r"bifogat mejl",
+    r"bifogat mail",
+    r"bifogade mejlet",
+    r"bifogade mailet",
+    r"vidarebefordrat mejl",
+    r"vidarebefordrat mail",
+    r"vidarebefordrade mejlet",
+    r"attached mail",
+    r"attached email",
+    r"attached e-mail",
+    r"forwarded mail",
+    r"forwarded email",
+    r"forwarded e-mail",
 )
 
 # Phrases that name every channel at once (used when no channel is named).
