@@ -25,10 +25,10 @@ from sqlalchemy import (
     Select,
     and_,
     false,
-    func,
     or_,
     select,
     text,
+    true,
     union,
     union_all,
     update,
@@ -37,6 +37,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
 from sqlalchemy.sql.elements import TextClause
 
 from kundo_gdpr import i18n, identity
+from kundo_gdpr.desk import ownership
 from kundo_gdpr.desk.protocol import Mention, Strategy
 from kundo_gdpr.models import (
     Channel,
@@ -59,20 +60,18 @@ LISTED = 1000
 
 @dataclass(frozen=True)
 class Target:
-    """Text columns of one table that may mention the subject, and who owns a row.
-
-    `owner` None: every row counts as someone else's (after the `messages`
-    mail strategy a conversation keeps no customer address).
+    """Text columns of one table that may mention the subject, and which of its
+    rows the erase takes away as the subject's own (kundo_gdpr.desk.ownership):
+    only the others are scanned, before the erase (preview) and after it alike.
     """
 
     kind: str
     model: Any
     columns: tuple[InstrumentedAttribute[Any], ...]
     channel: InstrumentedAttribute[int]
-    owner: InstrumentedAttribute[Any] | None
+    # The rows the strategy erases (given the subject's key): not mentions.
+    gone: Callable[[str], ColumnElement[bool]]
     join: tuple[Any, Any] | None = None
-    # Rows the strategy erases whole with the subject's items (not mentions).
-    gone: Callable[[str], ColumnElement[bool]] | None = None
 
     @property
     def table(self) -> str:
@@ -92,21 +91,24 @@ class Page:
 
 def targets(kind: str, strategy: Strategy) -> tuple[Target, ...]:
     if kind == "forum":
-        gone = _in_subjects_threads if strategy.forum == "delete_threads" else None
-        return (Target("forum", ForumPost, (ForumPost.title, ForumPost.body),
-                       ForumPost.channel_id, ForumPost.author_key, gone=gone),)
+        threads = strategy.forum == "delete_threads"
+        return (Target("forum", ForumPost, (ForumPost.title, ForumPost.body), ForumPost.channel_id,
+                       lambda s: or_(ForumPost.author_key == s, _in_subjects_threads(s))
+                       if threads else ForumPost.author_key == s),)
     if kind == "chat":
         return (Target("chat", ChatMessage, (ChatMessage.body,), ChatSession.channel_id,
-                       ChatSession.visitor_key,
+                       ownership.chat_message,
                        (ChatSession, ChatSession.id == ChatMessage.session_id)),)
     by_message = strategy.mail == "messages"
     join = (MailConversation, MailConversation.id == MailMessage.conversation_id)
     return (
         Target("mail", MailConversation, (MailConversation.subject,), MailConversation.channel_id,
-               None if by_message else MailConversation.customer_key),
+               (lambda s: false()) if by_message else lambda s: and_(
+                   MailConversation.customer_key == s,
+                   ~ownership.others_mail_in_conversation(s))),
         Target("mail", MailMessage, (MailMessage.from_addr, MailMessage.to_addr, MailMessage.body),
                MailConversation.channel_id,
-               MailMessage.from_key if by_message else MailConversation.customer_key, join),
+               lambda s: ownership.mail_message(s, sent_only=by_message), join),
     )
 
 
@@ -213,11 +215,9 @@ def _candidates(
         if target.join is not None:
             ids = ids.join(*target.join)
         ids = ids.where(target.channel.in_(list(channel_ids)), hit, target.model.id > last)
-        if target.owner is not None:
-            ids = ids.where(func.coalesce(target.owner, "") != subject)
-        if target.gone is not None:
-            ids = ids.where(~target.gone(subject))
-        return ids
+        # IS NOT TRUE, not NOT: a NULL owner key makes the test NULL, and
+        # NOT NULL would drop the row as if it were the subject's.
+        return ids.where(target.gone(subject).is_not(true()))
 
     # The texts are searched on their own table alone, and channel and owner
     # checked only for the few rows found: joined first, every row of the

@@ -10,11 +10,11 @@ import dataclasses
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, select
+from sqlalchemy import ColumnElement, Select, and_, case, func, select
 from sqlalchemy.orm import Session
 
 from kundo_gdpr import identity
-from kundo_gdpr.desk import keys, mentions, sql_erase
+from kundo_gdpr.desk import keys, mentions, ownership, sql_erase
 from kundo_gdpr.desk.protocol import (
     DEFAULT,
     ChannelRef,
@@ -199,16 +199,15 @@ class SqlDesk:
         self, subject: str, channels: Sequence[ChannelRef]
     ) -> Iterator[tuple[str, int, str, bytes]]:
         subject = self.subject_key(subject) or ""
+        key = subject or None
         if ids := _ids(channels, "mail"):
-            conversations = select(MailConversation.id).where(_conversation_match(subject, ids))
-            messages = select(MailMessage.id).where(MailMessage.conversation_id.in_(conversations))
+            messages = ownership.mail_message_ids(key, ids).order_by(None)
             yield from self._files("mail", Attachment.mail_message_id.in_(messages))
         if ids := _ids(channels, "forum"):
             posts = select(ForumPost.id).where(_post_match(subject, ids))
             yield from self._files("forum", Attachment.forum_post_id.in_(posts))
         if ids := _ids(channels, "chat"):
-            sessions = select(ChatSession.id).where(_session_match(subject, ids))
-            messages = select(ChatMessage.id).where(ChatMessage.session_id.in_(sessions))
+            messages = ownership.chat_message_ids(key, ids).order_by(None)
             yield from self._files("chat", Attachment.chat_message_id.in_(messages))
 
     def _files(
@@ -220,10 +219,14 @@ class SqlDesk:
             yield kind, row.id, row.filename, row.data
 
     def _mail_rows(self, subject: str, ids: list[int]) -> Iterator[tuple[Any, ...]]:
+        # Their messages and the agents' replies to them, in whoever's
+        # conversation; another person's subject line is not theirs.
+        theirs = ownership.mail_message_ids(subject or None, ids).order_by(None)
         stmt = (
             select(
                 MailConversation.id,
-                MailConversation.subject,
+                case((MailConversation.customer_key == subject, MailConversation.subject),
+                     else_=None),
                 MailMessage.direction,
                 MailMessage.from_addr,
                 MailMessage.to_addr,
@@ -231,7 +234,7 @@ class SqlDesk:
                 MailMessage.body,
             )
             .join(MailMessage, MailMessage.conversation_id == MailConversation.id)
-            .where(_conversation_match(subject, ids))
+            .where(MailMessage.id.in_(theirs))
             .order_by(MailConversation.id, MailMessage.created_at, MailMessage.id)
         )
         yield from self._stream(stmt)
@@ -255,18 +258,20 @@ class SqlDesk:
         yield from self._stream(stmt)
 
     def _chat_rows(self, subject: str, ids: list[int]) -> Iterator[tuple[Any, ...]]:
+        # Their messages, in any session; the IP only of a session that is theirs.
+        theirs = ownership.chat_message_ids(subject or None, ids).order_by(None)
         stmt = (
             select(
                 ChatSession.id,
                 Channel.name,
-                ChatSession.visitor_ip,
+                case((ChatSession.visitor_key == subject, ChatSession.visitor_ip), else_=None),
                 ChatMessage.sender,
                 ChatMessage.sent_at,
                 ChatMessage.body,
             )
             .join(Channel, Channel.id == ChatSession.channel_id)
             .join(ChatMessage, ChatMessage.session_id == ChatSession.id)
-            .where(_session_match(subject, ids))
+            .where(ChatMessage.id.in_(theirs))
             .order_by(ChatSession.id, ChatMessage.sent_at, ChatMessage.id)
         )
         yield from self._stream(stmt)
@@ -312,20 +317,7 @@ def _merged(first: EraseStep, then: EraseStep) -> EraseStep:
     return EraseStep(counts, [*first.mentions, *then.mentions], {**first.cursor, **then.cursor})
 
 
-def _conversation_match(subject: str, ids: list[int]) -> ColumnElement[bool]:
-    return and_(
-        identity.matches(MailConversation.customer_key, subject),
-        MailConversation.channel_id.in_(ids),
-    )
-
-
 def _post_match(subject: str, ids: list[int]) -> ColumnElement[bool]:
     return and_(
         identity.matches(ForumPost.author_key, subject), ForumPost.channel_id.in_(ids)
-    )
-
-
-def _session_match(subject: str, ids: list[int]) -> ColumnElement[bool]:
-    return and_(
-        identity.matches(ChatSession.visitor_key, subject), ChatSession.channel_id.in_(ids)
     )

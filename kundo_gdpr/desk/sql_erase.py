@@ -32,6 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session, aliased
 
 from kundo_gdpr import i18n, identity
+from kundo_gdpr.desk import ownership
 from kundo_gdpr.desk.protocol import Strategy
 from kundo_gdpr.models import (
     Attachment,
@@ -57,12 +58,12 @@ def item_kinds(kind: str, strategy: Strategy) -> tuple[str, ...]:
     if kind == "mail":
         if strategy.mail == "messages":
             return ("messages", "attachments", "anonymised")
-        return ("conversations", "messages", "attachments")
+        return ("conversations", "messages", "attachments", "anonymised")
     if kind == "forum":
         if strategy.forum == "delete_threads":
             return ("posts", "replies", "attachments")
         return ("posts", "redacted", "attachments")
-    return ("sessions", "messages", "attachments")
+    return ("sessions", "messages", "attachments", "anonymised")
 
 
 class SqlEraser:
@@ -93,79 +94,64 @@ class SqlEraser:
     # -- mail ---------------------------------------------------------------
 
     def _mail(self, ids: list[int]) -> Iterator[Batch]:
-        match = select(MailConversation.id).where(self._conversation(ids))
-        if self.postgres:
-            page = match.order_by(MailConversation.id).limit(BATCH).cte("page")
-            their_messages = _gone(delete(MailMessage).where(
-                MailMessage.conversation_id.in_(select(page.c.id))), MailMessage.id, "messages")
-            yield from self._in_one_statement(page, {
-                "attachments": _gone(delete(Attachment).where(
-                    Attachment.mail_message_id.in_(select(their_messages.c.id))), Attachment.id,
-                    "attachments"),
-                "messages": their_messages,
-                "conversations": _gone(delete(MailConversation).where(
-                    MailConversation.id.in_(select(page.c.id))), MailConversation.id,
-                    "conversations"),
-            })
-            return
-        for batch in self._batches(match.order_by(MailConversation.id)):
-            messages = select(MailMessage.id).where(self._in(MailMessage.conversation_id, batch))
-            yield {
-                "attachments": self._run(
-                    delete(Attachment).where(Attachment.mail_message_id.in_(messages))),
-                "messages": self._run(
-                    delete(MailMessage).where(self._in(MailMessage.conversation_id, batch))),
-                "conversations": self._run(
-                    delete(MailConversation).where(self._in(MailConversation.id, batch))),
-            }
+        # The subject's messages (and the agents' replies to them) wherever
+        # they are; then their conversations: gone if emptied, else kept for
+        # the other customer without the subject's name and address.
+        yield from self._messages(ownership.mail_message_ids(self.subject, ids),
+                                  MailMessage, Attachment.mail_message_id)
+        for batch in self._batches(self._conversations(ids)):
+            gone = self._run(delete(MailConversation).where(
+                self._in(MailConversation.id, batch),
+                ~exists().where(MailMessage.conversation_id == MailConversation.id)))
+            yield {"conversations": gone, "anonymised": self._anonymise_conversations(batch)}
 
     def _mail_messages(self, ids: list[int]) -> Iterator[Batch]:
         # Only what the subject sent goes; the conversation stays for the
         # agents' side, without the subject's name and address.
-        sent = self._sent(ids).order_by(MailMessage.id)
-        for batch in self._batches(sent):
-            yield {
-                "attachments": self._run(
-                    delete(Attachment).where(self._in(Attachment.mail_message_id, batch))),
-                "messages": self._run(delete(MailMessage).where(self._in(MailMessage.id, batch))),
-            }
-        match = select(MailConversation.id).where(self._conversation(ids))
-        for batch in self._batches(match.order_by(MailConversation.id)):
-            yield {"anonymised": self._run(
-                update(MailConversation).where(self._in(MailConversation.id, batch))
-                .values(customer_email=None, customer_name=None, customer_key=None))}
+        yield from self._messages(ownership.mail_message_ids(self.subject, ids, sent_only=True),
+                                  MailMessage, Attachment.mail_message_id)
+        for batch in self._batches(self._conversations(ids)):
+            yield {"anonymised": self._anonymise_conversations(batch)}
+
+    def _anonymise_conversations(self, batch: list[int]) -> int:
+        return self._run(update(MailConversation).where(self._in(MailConversation.id, batch))
+                         .values(customer_email=None, customer_name=None, customer_key=None))
 
     def _count_mail(self, ids: list[int]) -> Batch:
-        conversations = select(MailConversation.id).where(self._conversation(ids))
-        messages = select(MailMessage.id).where(MailMessage.conversation_id.in_(conversations))
+        messages = ownership.mail_message_ids(self.subject, ids)
+        conversations = self._conversations(ids)
         return {
-            "conversations": self._count(conversations),
+            "conversations": self._count(
+                conversations.where(~ownership.others_mail_in_conversation(self.subject))),
             "messages": self._count(messages),
-            "attachments": self._count(
-                select(Attachment.id).where(Attachment.mail_message_id.in_(messages))),
+            "attachments": self._count(select(Attachment.id).where(
+                Attachment.mail_message_id.in_(messages.order_by(None)))),
+            "anonymised": self._count(
+                conversations.where(ownership.others_mail_in_conversation(self.subject))),
         }
 
     def _count_mail_messages(self, ids: list[int]) -> Batch:
-        sent = self._sent(ids)
+        sent = ownership.mail_message_ids(self.subject, ids, sent_only=True)
         return {
             "messages": self._count(sent),
             "attachments": self._count(
-                select(Attachment.id).where(Attachment.mail_message_id.in_(sent))),
-            "anonymised": self._count(
-                select(MailConversation.id).where(self._conversation(ids))),
+                select(Attachment.id).where(Attachment.mail_message_id.in_(sent.order_by(None)))),
+            "anonymised": self._count(self._conversations(ids)),
         }
 
-    def _conversation(self, ids: list[int]) -> ColumnElement[bool]:
-        return and_(self._by_subject(MailConversation.customer_key),
-                    MailConversation.channel_id.in_(ids))
+    def _conversations(self, ids: list[int]) -> Select[int]:
+        return (select(MailConversation.id)
+                .where(self._by_subject(MailConversation.customer_key),
+                       MailConversation.channel_id.in_(ids))
+                .order_by(MailConversation.id))
 
-    def _sent(self, ids: list[int]) -> Select[int]:
-        return (
-            select(MailMessage.id)
-            .join(MailConversation, MailConversation.id == MailMessage.conversation_id)
-            .where(self._by_subject(MailMessage.from_key),
-                   MailConversation.channel_id.in_(ids))
-        )
+    def _messages(self, match: Select[int], model: Any, attached: Any) -> Iterator[Batch]:
+        """Delete the matching messages and their attachments, a batch at a time."""
+        for batch in self._batches(match):
+            yield {
+                "attachments": self._run(delete(Attachment).where(self._in(attached, batch))),
+                "messages": self._run(delete(model).where(self._in(model.id, batch))),
+            }
 
     # -- forum --------------------------------------------------------------
 
@@ -275,42 +261,33 @@ class SqlEraser:
     # -- chat ---------------------------------------------------------------
 
     def _chat(self, ids: list[int]) -> Iterator[Batch]:
-        match = select(ChatSession.id).where(self._session(ids))
-        if self.postgres:
-            page = match.order_by(ChatSession.id).limit(BATCH).cte("page")
-            their_messages = _gone(delete(ChatMessage).where(
-                ChatMessage.session_id.in_(select(page.c.id))), ChatMessage.id, "messages")
-            yield from self._in_one_statement(page, {
-                "attachments": _gone(delete(Attachment).where(
-                    Attachment.chat_message_id.in_(select(their_messages.c.id))), Attachment.id,
-                    "attachments"),
-                "messages": their_messages,
-                "sessions": _gone(delete(ChatSession).where(
-                    ChatSession.id.in_(select(page.c.id))), ChatSession.id, "sessions"),
-            })
-            return
-        for batch in self._batches(match.order_by(ChatSession.id)):
-            messages = select(ChatMessage.id).where(self._in(ChatMessage.session_id, batch))
-            yield {
-                "attachments": self._run(
-                    delete(Attachment).where(Attachment.chat_message_id.in_(messages))),
-                "messages": self._run(
-                    delete(ChatMessage).where(self._in(ChatMessage.session_id, batch))),
-                "sessions": self._run(delete(ChatSession).where(self._in(ChatSession.id, batch))),
-            }
+        # Like mail: their messages, then their sessions, kept (without
+        # their name, address and IP) where another visitor wrote too.
+        yield from self._messages(ownership.chat_message_ids(self.subject, ids),
+                                  ChatMessage, Attachment.chat_message_id)
+        for batch in self._batches(self._sessions(ids)):
+            gone = self._run(delete(ChatSession).where(
+                self._in(ChatSession.id, batch),
+                ~exists().where(ChatMessage.session_id == ChatSession.id)))
+            kept = self._run(update(ChatSession).where(self._in(ChatSession.id, batch)).values(
+                visitor_email=None, visitor_name=None, visitor_key=None, visitor_ip=None))
+            yield {"sessions": gone, "anonymised": kept}
 
     def _count_chat(self, ids: list[int]) -> Batch:
-        sessions = select(ChatSession.id).where(self._session(ids))
-        messages = select(ChatMessage.id).where(ChatMessage.session_id.in_(sessions))
+        messages = ownership.chat_message_ids(self.subject, ids)
+        sessions = self._sessions(ids)
         return {
-            "sessions": self._count(sessions),
+            "sessions": self._count(sessions.where(~ownership.others_in_session(self.subject))),
             "messages": self._count(messages),
-            "attachments": self._count(
-                select(Attachment.id).where(Attachment.chat_message_id.in_(messages))),
+            "attachments": self._count(select(Attachment.id).where(
+                Attachment.chat_message_id.in_(messages.order_by(None)))),
+            "anonymised": self._count(sessions.where(ownership.others_in_session(self.subject))),
         }
 
-    def _session(self, ids: list[int]) -> ColumnElement[bool]:
-        return and_(self._by_subject(ChatSession.visitor_key), ChatSession.channel_id.in_(ids))
+    def _sessions(self, ids: list[int]) -> Select[int]:
+        return (select(ChatSession.id)
+                .where(self._by_subject(ChatSession.visitor_key), ChatSession.channel_id.in_(ids))
+                .order_by(ChatSession.id))
 
     # -- plumbing -----------------------------------------------------------
 
