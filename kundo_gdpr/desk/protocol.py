@@ -1,4 +1,25 @@
-"""The DeskStore protocol and the plain values that cross it."""
+"""The DeskStore protocol and the plain values that cross it.
+
+What a subject's data is, for every store:
+
+- Identity: a subject is their normalised address (`kundo_gdpr.identity.key`:
+  trimmed, display name and angle brackets removed, case-folded, IDN domain as
+  punycode), matched against one normalised, indexed form of every owner
+  column. `+tag` variants are other subjects: listed for review, never erased.
+- Ownership is per item and per message: a forum post, chat message or mail
+  message belongs to whoever wrote it. In a mail conversation where the
+  subject is the customer, their messages and the agents' replies to them are
+  theirs; a message another customer wrote there is that customer's. The
+  subject's own messages in other people's conversations are theirs too. In a
+  chat with several visitors the others' messages stay theirs.
+- On their own items everything that names them goes: name, address, IP,
+  title, body, attachments. On others' items their address in any written
+  form is replaced by the marker and listed; their name, a `+tag` variant and
+  a text attachment holding their address are only listed, for review.
+- `export` returns exactly what `erase` (default strategies) takes as
+  theirs, nothing written by another person; `count` returns what `erase`
+  will report, the same numbers.
+"""
 
 from __future__ import annotations
 
