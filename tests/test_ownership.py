@@ -133,3 +133,32 @@ def _bodies(factory: sessionmaker[Session], desk: Desk) -> dict[str, str]:
     with factory() as session:
         return {n: row.body for n, i in desk.ids.items() if n[0] in "mx"
                 and (row := session.get(TABLES[n[0]], i)) is not None}
+
+
+def test_her_address_in_any_written_form_is_replaced_and_what_is_not_hers_is_listed(
+    desk: Desk, factory: sessionmaker[Session]
+) -> None:
+    with factory() as session:
+        store = open_desk("sql", session)
+        listed_before = {(m.item, m.id, m.found) for m in store.mentions(SUBJECT, covered(session))}
+    with factory.begin() as session:
+        steps = list(open_desk("sql", session).erase(SUBJECT, covered(session)))
+    listed = {(m.item, m.id, m.found) for s in steps for m in s.mentions}
+    assert listed == listed_before
+    ids = desk.ids
+    assert {(t, i) for t, i, found in listed if found == "address"} == {
+        ("mail_messages", ids["m3"]), ("mail_messages", ids["m8"]),
+        ("forum_posts", ids["p3"]), ("forum_posts", ids["p4"])}
+    assert ("forum_posts", ids["p5"], "tag") in listed
+    assert ("attachments", ids["a2"], "attachment") in listed
+    assert ("forum_posts", ids["p4"], "name") in listed
+    with factory() as session:
+        texts = {n: session.get(TABLES[n[0]], ids[n]) for n in ("m3", "m8", "p3", "p4")}
+        for name, row in texts.items():
+            assert row is not None
+            assert "x.se" not in row.body, name
+        p3 = texts["p3"]
+        assert isinstance(p3, ForumPost)
+        assert p3.body == "Kontakta [borttagen e-postadress] eller [borttagen e-postadress] i mejlen."
+        a2 = session.get(Attachment, ids["a2"])
+        assert a2 and b"ANNA@x.se" in a2.data  # someone else's file: listed, not rewritten

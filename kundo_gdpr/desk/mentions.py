@@ -38,6 +38,7 @@ from sqlalchemy.sql.elements import TextClause
 
 from kundo_gdpr import i18n, identity
 from kundo_gdpr.desk import ownership
+from kundo_gdpr.desk.forms import address_pattern, needles
 from kundo_gdpr.desk.protocol import Mention, Strategy
 from kundo_gdpr.models import (
     Channel,
@@ -112,11 +113,6 @@ def targets(kind: str, strategy: Strategy) -> tuple[Target, ...]:
     )
 
 
-def address_pattern(address: str) -> re.Pattern[str]:
-    """The exact address, any case, not as part of a longer address."""
-    return re.compile(rf"(?<![\w.+-]){re.escape(address)}(?![\w-]|\.\w)", re.IGNORECASE)
-
-
 def scan(
     session: Session, subject: str, names: Sequence[str], channel_ids: Sequence[int],
     kind: str, strategy: Strategy, *, dry_run: bool, cursor: dict[str, int] | None = None,
@@ -133,11 +129,12 @@ def scan(
     pattern = address_pattern(subject)
     folded = [n.casefold() for n in names]
     for target in targets(kind, strategy):
-        hits = [_contains(session, c, subject) for c in target.columns]
+        forms = needles(subject)
+        hits = [_contains(session, c, form) for c in target.columns for form in forms]
         hits += [_contains(session, c, n) for c in _texts(target) for n in names]
         last = (cursor or {}).get(target.table, 0)
-        needles = [subject, *names]
-        for rows in _pages(session, target, subject, channel_ids, hits, last, needles):
+        searched = [*forms, *names]
+        for rows in _pages(session, target, subject, channel_ids, hits, last, searched):
             markers = markers or _markers(session, channel_ids)
             yield _page(session, target, rows, pattern, folded, markers, dry_run)
 

@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, Select, and_, case, func, select
 from sqlalchemy.orm import Session
 
 from kundo_gdpr import identity
-from kundo_gdpr.desk import keys, mentions, ownership, sql_erase
+from kundo_gdpr.desk import keys, mentions, ownership, reviews, sql_erase
 from kundo_gdpr.desk.protocol import (
     DEFAULT,
     ChannelRef,
@@ -121,6 +121,7 @@ class SqlDesk:
                                       dry_run=True):
                 items["mentions"] += page.changed
                 items["name_mentions"] += page.named
+            items["name_mentions"] += len(reviews.review(self.session, key, ids, kind, strategy))
         return counts
 
     def mentions(
@@ -135,6 +136,7 @@ class SqlDesk:
             for page in mentions.scan(self.session, subject, names, _ids(channels, kind), kind,
                                       strategy, dry_run=True):
                 found += page.listed
+            found += reviews.review(self.session, key, _ids(channels, kind), kind, strategy)
         return found[: mentions.LISTED]
 
     def erase(
@@ -183,6 +185,11 @@ class SqlDesk:
                                       strategy, dry_run=False, cursor=cursor):
                 counts = {kind: {"mentions": page.changed, "name_mentions": page.named}}
                 yield EraseStep(counts, page.listed, dict([page.cursor])), page.rows
+            # Listed once: the cursor says so, for a run resumed after a crash.
+            done = f"review.{kind}"
+            if _ids(channels, kind) and not (cursor or {}).get(done):
+                found = reviews.review(self.session, subject, _ids(channels, kind), kind, strategy)
+                yield EraseStep({kind: {"name_mentions": len(found)}}, found, {done: 1}), 1
 
     # -- exporting ----------------------------------------------------------
 
