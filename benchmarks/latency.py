@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from kundo_gdpr import db  # noqa: E402
 from kundo_gdpr.desk.seed import seed_demo  # noqa: E402
-from kundo_gdpr.service import Worker  # noqa: E402
+from kundo_gdpr.stages.driver import Worker  # noqa: E402
 from tests.servers import Dovecot, SmtpServer, dovecot_binary, free_port  # noqa: E402
 from tests.test_imap_smtp import erase_mail, make_config, make_worker  # noqa: E402
 

@@ -15,7 +15,7 @@ from kundo_gdpr.desk.seed import seed_demo
 from kundo_gdpr.intake.maildir import deliver
 from kundo_gdpr.models import Agent, InboundMail, OutboundMail, Request
 from kundo_gdpr.replies.transports import make_transport
-from kundo_gdpr.service import Worker, make_source
+from kundo_gdpr.stages.driver import Worker, make_source
 from kundo_gdpr.web.auth import add_agent, set_password
 
 DEMO_AGENT = "agent@kundo.example"

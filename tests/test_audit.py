@@ -13,9 +13,10 @@ from sqlalchemy import Engine, delete, select, text, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from kundo_gdpr import audit, cli, pipeline
+from kundo_gdpr import audit, cli
 from kundo_gdpr.config import Config
 from kundo_gdpr.models import Event, OutboundMail, Request, utcnow
+from kundo_gdpr.stages import decide
 from tests.conftest import make_config
 from tests.helpers import SV_ASSERTION, drop, request_mail
 from tests.test_pipeline import run_all, worker_for
@@ -59,7 +60,7 @@ def carried_out(world: None, review_config: Config, engine: Engine,
     with factory.begin() as session:
         request = session.scalars(select(Request)).one()
         assert request.state == "needs_review"
-        pipeline.approve(session, request, AGENT)
+        decide.mark_approved(session, request, AGENT)
         reference = request.reference
     run_all(worker)
     assert reference

@@ -30,7 +30,7 @@ from kundo_gdpr.models import (
     RequestChannel,
 )
 from kundo_gdpr.replies.transports import FolderTransport
-from kundo_gdpr.service import Worker, make_source
+from kundo_gdpr.stages.driver import Worker, make_source
 from tests.conftest import make_config
 from tests.helpers import EN_ASSERTION, SV_ASSERTION, drop, outbox_messages, request_mail
 

@@ -21,9 +21,9 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from kundo_gdpr import confirm
 from kundo_gdpr.config import Config
 from kundo_gdpr.models import ChatSession, Confirmation, Event, Request, utcnow
+from kundo_gdpr.stages import confirm, sweep
 from kundo_gdpr.web import make_app
 from tests.conftest import make_config
 from tests.helpers import SV_ASSERTION, drop, outbox_messages, request_mail
@@ -169,11 +169,11 @@ async def test_an_unconfirmed_request_expires_after_72_hours_and_the_editor_is_t
     aiohttp_client: MakeClient,
 ) -> None:
     almost = utcnow() + dt.timedelta(hours=71, minutes=59)
-    assert confirm.expire_one(factory, confirm_config, now=almost) is False
+    assert sweep.expire_one(factory, confirm_config, now=almost) is False
     assert _request(factory).state == confirm.UNCONFIRMED
     later = utcnow() + dt.timedelta(hours=72, minutes=1)
-    assert confirm.expire_one(factory, confirm_config, now=later) is True
-    assert confirm.expire_one(factory, confirm_config, now=later) is False
+    assert sweep.expire_one(factory, confirm_config, now=later) is True
+    assert sweep.expire_one(factory, confirm_config, now=later) is False
     run_all(worker_for(confirm_config, engine))
     assert _request(factory).state == confirm.CONFIRMATION_EXPIRED
     assert _alice_chats(factory) == 2

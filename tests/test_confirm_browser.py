@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from kundo_gdpr import confirm
 from kundo_gdpr.config import Config
+from kundo_gdpr.stages import confirm
 from kundo_gdpr.web import make_app
 from tests.test_confirm import _request, asked, confirm_config  # noqa: F401  (fixtures)
 from tests.test_web_browser import ARTIFACTS, chromium  # noqa: F401  (fixture)

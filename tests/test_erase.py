@@ -8,7 +8,6 @@ import pytest
 from sqlalchemy import Engine, String, Text, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from kundo_gdpr import pipeline
 from kundo_gdpr.config import Config
 from kundo_gdpr.desk import ChannelRef, Counts, Strategy, open_desk
 from kundo_gdpr.desk.mentions import address_pattern
@@ -25,6 +24,7 @@ from kundo_gdpr.models import (
     Organization,
     Request,
 )
+from kundo_gdpr.stages import decide, run
 from tests.helpers import drop, request_mail
 from tests.test_pipeline import ERASE_ALICE, run_all, worker_for
 
@@ -206,11 +206,11 @@ def test_preview_gives_the_counts_the_run_reports_and_changes_nothing(
         before = snapshot(session)
         request = session.scalars(select(Request)).one()
         assert request.state == "needs_review"
-        counts = pipeline.preview(session, config, request)
+        counts = run.preview(session, config, request)
         assert snapshot(session) == before
     assert counts[ALICE]["forum"]["mentions"] == 1
     with factory.begin() as session:
-        pipeline.approve(session, session.scalars(select(Request)).one(), "agent:test")
+        decide.mark_approved(session, session.scalars(select(Request)).one(), "agent:test")
     run_all(worker)
     with factory() as session:
         request = session.scalars(select(Request)).one()

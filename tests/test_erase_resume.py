@@ -13,12 +13,12 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from kundo_gdpr import pipeline
 from kundo_gdpr.config import Config
 from kundo_gdpr.desk import mentions as mentions_module
 from kundo_gdpr.desk import sql_erase
 from kundo_gdpr.models import Request
 from kundo_gdpr.models.queue import EraseProgress
+from kundo_gdpr.stages import decide, run
 from tests.helpers import drop, request_mail
 from tests.test_erase import ALICE, alices_rows, covered, mentions, snapshot, traces
 from tests.test_pipeline import ERASE_ALICE, run_all, worker_for
@@ -42,11 +42,11 @@ def approved_request(config: Config, engine: Engine, factory: sessionmaker[Sessi
     run_all(worker_for(config, engine))
     with factory.begin() as session:
         request = session.scalars(select(Request)).one()
-        pipeline.approve(session, request, "agent:test")
+        decide.mark_approved(session, request, "agent:test")
         return request.id
 
 
-def crash_after(k: int) -> pipeline.erase.AfterBatch:
+def crash_after(k: int) -> run.erase.AfterBatch:
     def hook(batches: int) -> None:
         if batches == k:
             raise Crash(k)
@@ -66,9 +66,9 @@ def test_a_crash_after_batch_k_then_a_rerun_gives_the_same_end_state_and_counts(
         before, owned = snapshot(session), alices_rows(session, ids)
         request = session.get(Request, request_id)
         assert request
-        preview = pipeline.preview(session, config, request)[ALICE]
+        preview = run.preview(session, config, request)[ALICE]
     with pytest.raises(Crash):
-        pipeline.prepare_request(factory, config, request_id, after_batch=crash_after(k))
+        run.prepare_request(factory, config, request_id, after_batch=crash_after(k))
     with factory() as session:
         progress = session.scalars(select(EraseProgress)).one()
         assert progress.batches == k and progress.done_at is None
@@ -100,6 +100,6 @@ def test_the_run_has_more_batches_than_the_crash_points(
 ) -> None:
     """Guards the test above: with tiny batches every crash point is mid-run."""
     request_id = approved_request(config, engine, factory)
-    pipeline.prepare_request(factory, config, request_id)
+    run.prepare_request(factory, config, request_id)
     with factory() as session:
         assert session.scalars(select(EraseProgress)).one().batches > 9

@@ -25,7 +25,7 @@ from kundo_gdpr.desk.seed import seed_demo
 from kundo_gdpr.intake.imap import ImapSource
 from kundo_gdpr.models import Event, InboundMail, OutboundMail, Request
 from kundo_gdpr.replies.smtp import SmtpTransport
-from kundo_gdpr.service import Worker
+from kundo_gdpr.stages.driver import Worker
 from tests import servers
 from tests.helpers import SV_ASSERTION, request_mail
 from tests.servers import Dovecot, SmtpServer

@@ -19,7 +19,7 @@ from kundo_gdpr.cli import main
 from kundo_gdpr.config import Config, from_dict
 from kundo_gdpr.models import Event, OutboundMail, Request
 from kundo_gdpr.replies import outbox
-from kundo_gdpr.service import Worker, make_source, make_transport
+from kundo_gdpr.stages.driver import Worker, make_source, make_transport
 from tests import servers
 from tests.helpers import SV_ASSERTION, drop, request_mail
 from tests.servers import SmtpServer

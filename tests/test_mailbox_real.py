@@ -22,8 +22,8 @@ from sqlalchemy.exc import OperationalError
 
 from kundo_gdpr import db
 from kundo_gdpr.config import from_dict
-from kundo_gdpr.intake import store
 from kundo_gdpr.models import Event, InboundMail, OutboundMail, Request
+from kundo_gdpr.stages import fetch
 from tests import servers
 from tests.helpers import request_mail
 from tests.servers import Dovecot, SmtpServer
@@ -172,7 +172,7 @@ def test_mail_whose_storing_fails_is_quarantined_not_retried_forever(
     smtp_server: SmtpServer,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    real_store = store.store
+    real_store = fetch.store
 
     def store_with_a_bug(factory: Any, name: str, fetched: Any) -> int:
         # Stands in for a bug our tests have not found yet, hit by one message.
@@ -180,7 +180,7 @@ def test_mail_whose_storing_fails_is_quarantined_not_retried_forever(
             raise ValueError("a bug in storing")
         return real_store(factory, name, fetched)
 
-    monkeypatch.setattr(store, "store", store_with_a_bug)
+    monkeypatch.setattr(fetch, "store", store_with_a_bug)
     poison = request_mail(
         "eva@cykelbolaget.se", erase_body(), message_id="<poison@cykelbolaget.se>"
     )
@@ -212,8 +212,8 @@ def test_mail_stays_in_the_inbox_while_the_database_is_unavailable(
     def database_down(factory: Any, name: str, fetched: Any) -> int:
         raise OperationalError("INSERT", {}, Exception("connection refused"))
 
-    real_store = store.store
-    monkeypatch.setattr(store, "store", database_down)
+    real_store = fetch.store
+    monkeypatch.setattr(fetch, "store", database_down)
     dovecot.append(erase_mail(1))
     worker = make_worker(
         from_dict(mailbox_data(db_url, dovecot, smtp_server), root=tmp_path), engine, dovecot
@@ -223,7 +223,7 @@ def test_mail_stays_in_the_inbox_while_the_database_is_unavailable(
     assert len(dovecot.messages("INBOX")) == 1
     assert dovecot.messages("Quarantine") == []
 
-    monkeypatch.setattr(store, "store", real_store)
+    monkeypatch.setattr(fetch, "store", real_store)
     run_all(worker)
     assert [r.state for r in requests(engine)] == ["done"]
 

@@ -16,7 +16,7 @@ from kundo_gdpr.config import Config, from_dict
 from kundo_gdpr.intake.imap import ImapSource
 from kundo_gdpr.models import OutboundMail
 from kundo_gdpr.replies.outbox import release
-from kundo_gdpr.service import Worker, make_source
+from kundo_gdpr.stages.driver import Worker, make_source
 from tests import servers
 from tests.helpers import drop, request_mail
 from tests.servers import Certificate, Dovecot, SmtpServer, free_port

@@ -23,7 +23,7 @@ from kundo_gdpr.models import (
     Request,
 )
 from kundo_gdpr.replies.transports import FolderTransport
-from kundo_gdpr.service import Worker, make_source
+from kundo_gdpr.stages.driver import Worker, make_source
 from tests.conftest import make_config
 from tests.helpers import EN_ASSERTION, SV_ASSERTION, drop, outbox_messages, request_mail
 
@@ -274,12 +274,12 @@ def test_a_crash_during_the_run_leaves_the_request_to_be_resumed(
     drop(auto_config.path("var/inbox"), request_mail("eva@cykelbolaget.se", ERASE_ALICE), "r1")
     worker = worker_for(auto_config, engine)
     worker.fetch_once()
-    from kundo_gdpr import pipeline
+    from kundo_gdpr.stages import run
 
     def crash(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt  # not an Exception: like a kill, nothing is caught
 
-    monkeypatch.setattr(pipeline, "run_request", crash)
+    monkeypatch.setattr(run, "run_request", crash)
     with pytest.raises(KeyboardInterrupt):
         worker.process_once()
     with factory() as session:

@@ -1,4 +1,4 @@
-"""The agents' actions as functions (kundo_gdpr.review), the way the CLI would call them."""
+"""The agents' actions as functions (kundo_gdpr.stages.decide), the way the CLI would call them."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ import pytest
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from kundo_gdpr import review
 from kundo_gdpr.config import Config
 from kundo_gdpr.models import Event, OutboundMail, Request
 from kundo_gdpr.models.queue import APPROVED, NEEDS_REVIEW
-from kundo_gdpr.review import Actor, ReviewError
+from kundo_gdpr.stages import decide
+from kundo_gdpr.stages.decide import Actor, ReviewError
+from kundo_gdpr.stages.parse import add_months
 from tests.helpers import drop, request_mail
 from tests.test_pipeline import ERASE_ALICE, EXPORT_BERTIL, run_all, worker_for
 
@@ -46,18 +47,18 @@ def test_an_extension_counts_from_receipt_and_ends_at_three_months(
     monkeypatch: pytest.MonkeyPatch, received: dt.datetime, steps: list[int],
     expected: list[str],
 ) -> None:
-    monkeypatch.setattr(review, "utcnow", lambda: received + dt.timedelta(days=1))
+    monkeypatch.setattr(decide, "utcnow", lambda: received + dt.timedelta(days=1))
     with factory.begin() as session:
-        r = review.find(session, waiting)
+        r = decide.find(session, waiting)
         r.received_at = received
-        r.due_at = review.add_months(received, 1)
+        r.due_at = add_months(received, 1)
     for months, date in zip(steps, expected, strict=True):
         with factory.begin() as session:
-            until = review.extend_deadline(session, config, review.find(session, waiting),
+            until = decide.extend_deadline(session, config, decide.find(session, waiting),
                                            ANNA, months, "Stor mängd data")
         assert f"{until:%Y-%m-%d}" == date
     with factory.begin() as session, pytest.raises(ReviewError) as refused:
-        review.extend_deadline(session, config, review.find(session, waiting), ANNA, 2, "igen")
+        decide.extend_deadline(session, config, decide.find(session, waiting), ANNA, 2, "igen")
     assert refused.value.code == "extension_not_later"
     with factory() as session:
         replies = session.scalars(select(OutboundMail).where(
@@ -69,26 +70,26 @@ def test_corrections_are_refused_once_a_request_is_decided(
     waiting: str, config: Config, factory: sessionmaker[Session]
 ) -> None:
     with factory.begin() as session:
-        review.approve(session, config, review.find(session, waiting), ADAM)
-    fix = review.parse_correction("bertil@example.org", ["erase"], ["forum"])
+        decide.approve(session, config, decide.find(session, waiting), ADAM)
+    fix = decide.parse_correction("bertil@example.org", ["erase"], ["forum"])
     with factory.begin() as session, pytest.raises(ReviewError) as refused:
-        review.correct(session, config, review.find(session, waiting), ANNA, fix)
+        decide.correct(session, config, decide.find(session, waiting), ANNA, fix)
     assert refused.value.code == "state"
     with factory() as session:
-        r = review.find(session, waiting)
+        r = decide.find(session, waiting)
         assert r.state == APPROVED and [s.email for s in r.subjects] == ["alice@example.com"]
 
 
 def test_a_correction_dedupes_and_lowercases_addresses(
     waiting: str, config: Config, factory: sessionmaker[Session]
 ) -> None:
-    fix = review.parse_correction("Bertil@Example.org, bertil@example.org;\n alice@example.com",
+    fix = decide.parse_correction("Bertil@Example.org, bertil@example.org;\n alice@example.com",
                                   ["erase", "export"], ["chat"])
     assert fix.subjects == ("bertil@example.org", "alice@example.com")
     with factory.begin() as session:
-        review.correct(session, config, review.find(session, waiting), ANNA, fix)
+        decide.correct(session, config, decide.find(session, waiting), ANNA, fix)
     with factory() as session:
-        r = review.find(session, waiting)
+        r = decide.find(session, waiting)
         assert [s.email for s in r.subjects] == ["bertil@example.org", "alice@example.com"]
         assert r.kinds == ["erase", "export"] and r.channel_kinds == ["chat"]
 
@@ -101,11 +102,11 @@ def test_erasure_approval_needs_an_admin_when_the_policy_says_so(
     strict = dataclasses.replace(
         config, policy=dataclasses.replace(config.policy, erase_needs_admin=True))
     with factory.begin() as session, pytest.raises(ReviewError) as refused:
-        review.approve(session, strict, review.find(session, waiting), ANNA)
+        decide.approve(session, strict, decide.find(session, waiting), ANNA)
     assert refused.value.code == "admin_only"
     with factory.begin() as session:
-        review.approve(session, strict, review.find(session, waiting), ADAM)
-        assert review.find(session, waiting).decided_by == "adam@kundo.se"
+        decide.approve(session, strict, decide.find(session, waiting), ADAM)
+        assert decide.find(session, waiting).decided_by == "adam@kundo.se"
 
 
 def test_a_resent_done_reply_keeps_its_attachment_and_threading(
@@ -116,12 +117,12 @@ def test_a_resent_done_reply_keeps_its_attachment_and_threading(
     run_all(worker_for(config, engine))
     with factory.begin() as session:
         r = session.scalars(select(Request)).one()
-        review.approve(session, config, r, ANNA)
+        decide.approve(session, config, r, ANNA)
     run_all(worker_for(config, engine))
     with factory.begin() as session:
         r = session.scalars(select(Request)).one()
         done = session.scalars(select(OutboundMail).where(OutboundMail.purpose == "done")).one()
-        copy = review.resend(session, config, r, ANNA, done.id)
+        copy = decide.resend(session, config, r, ANNA, done.id)
         original, again = _mail(done.raw), _mail(copy.raw)
     assert again["Message-ID"] != original["Message-ID"]
     for header in ("Subject", "To", "In-Reply-To", "References"):
@@ -145,7 +146,7 @@ def test_a_reply_that_never_left_is_requeued_under_its_own_message_id(
         receipt = session.scalars(select(OutboundMail)).one()
         receipt.state, receipt.last_error = state, "550 mailbox unavailable"
     with factory.begin() as session:
-        again = review.resend(session, config, review.find(session, waiting), ANNA, receipt.id)
+        again = decide.resend(session, config, decide.find(session, waiting), ANNA, receipt.id)
         assert again.id == receipt.id
     with factory() as session:
         rows = session.scalars(select(OutboundMail)).all()

@@ -18,11 +18,11 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from kundo_gdpr import pipeline, review
 from kundo_gdpr.config import Config
-from kundo_gdpr.intake.store import add_months
 from kundo_gdpr.models import Agent, Event, Export, OutboundMail, Request
 from kundo_gdpr.models.queue import APPROVED, NEEDS_REVIEW, REJECTED
+from kundo_gdpr.stages import decide, run
+from kundo_gdpr.stages.parse import add_months
 from kundo_gdpr.web import auth, make_app, queries
 from tests.helpers import SV_ASSERTION, drop, request_mail
 from tests.test_pipeline import ERASE_ALICE, EXPORT_BERTIL, fingerprint, run_all, worker_for
@@ -321,8 +321,8 @@ async def test_the_preview_counts_and_samples_what_would_be_erased_and_changes_n
 ) -> None:
     with factory() as session:
         before = fingerprint(session, "nobody")
-        r = review.find(session, erase_alice)
-        counts = pipeline.preview(session, config, r)["alice@example.com"]
+        r = decide.find(session, erase_alice)
+        counts = run.preview(session, config, r)["alice@example.com"]
     client = await _client(aiohttp_client, config, engine)
     await _sign_in(client, "anna@kundo.se")
     html = await (await client.get(f"/requests/{erase_alice}?lang=en")).text()
@@ -377,7 +377,7 @@ async def test_correcting_a_subject_rechecks_and_keeps_the_original_parse_in_the
     html = await response.text()
     assert response.status == 200 and 'id="subjects">bertil@example.org<' in html
     with factory() as session:
-        r = review.find(session, erase_alice)
+        r = decide.find(session, erase_alice)
         assert [s.email for s in r.subjects] == ["bertil@example.org"]
         assert r.channel_kinds == ["forum", "chat"] and r.state == NEEDS_REVIEW
         events = session.scalars(select(Event).where(Event.request_id == r.id)).all()
@@ -409,7 +409,7 @@ async def test_a_bad_correction_changes_nothing_and_says_why(
         assert message in html
     assert _events(engine) == before
     with factory() as session:
-        assert [s.email for s in review.find(session, erase_alice).subjects] == [
+        assert [s.email for s in decide.find(session, erase_alice).subjects] == [
             "alice@example.com"]
 
 
@@ -449,7 +449,7 @@ async def test_extending_the_deadline_tells_the_editor_and_stops_at_three_months
     html = await (await client.post(f"{page}/extend", data={
         "csrf": token, "months": "2", "reason": "Många kanaler att gå igenom."})).text()
     with factory() as session:
-        r = review.find(session, erase_alice)
+        r = decide.find(session, erase_alice)
         assert r.deadline_extended_until == add_months(r.received_at, 3)
         assert r.deadline_extension_reason == "Många kanaler att gå igenom."
         reply = session.scalars(select(OutboundMail).where(
@@ -473,7 +473,7 @@ async def test_an_extension_after_the_original_deadline_is_refused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     late = dt.datetime.now(dt.UTC) + dt.timedelta(days=32)
-    monkeypatch.setattr(review, "utcnow", lambda: late)
+    monkeypatch.setattr(decide, "utcnow", lambda: late)
     client = await _client(aiohttp_client, config, engine)
     await _sign_in(client, "anna@kundo.se")
     page = f"/requests/{erase_alice}"
@@ -526,7 +526,7 @@ def exported(world: None, config: Config, engine: Engine, factory: sessionmaker[
     run_all(worker_for(config, engine))
     with factory.begin() as session:
         r = session.scalars(select(Request)).one()
-        review.approve(session, config, r, review.Actor("adam@kundo.se", True))
+        decide.approve(session, config, r, decide.Actor("adam@kundo.se", True))
     run_all(worker_for(config, engine))
     return _reference_in(engine, "done")
 
@@ -556,7 +556,7 @@ async def test_an_agent_downloads_the_export_while_it_is_kept_and_no_one_else_ca
     assert ("anna@kundo.se", "export_downloaded") in _events(engine)
     assert (await client.get(f"/requests/{exported}/exports/999999")).status == 404
     later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=config.export.link_ttl_hours + 1)
-    monkeypatch.setattr(review, "utcnow", lambda: later)
+    monkeypatch.setattr(decide, "utcnow", lambda: later)
     assert (await client.get(url)).status == 410
 
 

@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from kundo_gdpr.config import Config
 from kundo_gdpr.models import Agent, Event, WebSession
-from kundo_gdpr.web import app as web_app
 from kundo_gdpr.web import auth, sessions
+from kundo_gdpr.web import base as web_app
 from tests.test_web import (  # noqa: F401  (fixtures)
     PASSWORD,
     Client,

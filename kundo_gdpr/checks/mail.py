@@ -6,9 +6,9 @@ from email.parser import BytesHeaderParser
 
 from sqlalchemy.orm import object_session
 
-from kundo_gdpr import confirm
 from kundo_gdpr.checks.base import IGNORE, INFO, CheckContext, Finding
-from kundo_gdpr.models import Request
+from kundo_gdpr.models import Request, utcnow
+from kundo_gdpr.models.confirmations import pending_for_code
 from kundo_gdpr.replies.outbox import OWN_HEADER
 
 
@@ -55,10 +55,12 @@ class ConfirmationReply:
             return []
         if ctx.text is None:
             return []
-        confirmed = confirm.confirm_code(session, config, request.sender, ctx.text)
-        if confirmed is None:
+        # Pure: the confirm stage confirms what this finds (`stages.confirm.confirm_by_mail`).
+        row = pending_for_code(session, request.sender, ctx.text, utcnow())
+        if row is None:
             return []
-        args = {"reference": confirmed.reference}
+        confirmed = session.get(Request, row.request_id)
+        args = {"reference": confirmed.reference if confirmed else "", "confirmation": str(row.id)}
         if request.kinds:  # also a request of its own: it goes on through the checks
             return [Finding("confirmation_reply", INFO, args)]
         # A plain reply did its job; it is stored, never answered or acted on itself.

@@ -7,9 +7,11 @@ database does not let anyone confirm a request.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import re
 
-from sqlalchemy import ForeignKey, String
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import ForeignKey, String, select
+from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from kundo_gdpr.models.base import Base, UtcDateTime, utcnow
 
@@ -17,6 +19,13 @@ from kundo_gdpr.models.base import Base, UtcDateTime, utcnow
 PENDING = "pending"
 CONFIRMED = "confirmed"
 EXPIRED = "expired"
+
+# The code as written in the mail ("1234-5678"); a reply may drop the dash.
+CODE = re.compile(r"(?<!\d)(\d{4})[- ]?(\d{4})(?!\d)")
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 class Confirmation(Base):
@@ -39,3 +48,23 @@ class Confirmation(Base):
     confirmed_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
     # "link" or "mail".
     confirmed_via: Mapped[str | None] = mapped_column(String(10))
+
+
+def pending_for_code(
+    session: Session, sender: str, text: str, now: dt.datetime
+) -> Confirmation | None:
+    """The sender's pending confirmation whose code `text` contains, if any; locked.
+
+    Only a pending confirmation sent to `sender` (an editor's stored address,
+    checked by the caller to be authenticated) can match. Reads only.
+    """
+    hashes = {digest(a + b) for a, b in CODE.findall(text)}
+    if not hashes:
+        return None
+    return session.scalar(
+        select(Confirmation)
+        .where(Confirmation.state == PENDING, Confirmation.sent_to == sender.lower(),
+               Confirmation.code_hash.in_(hashes), Confirmation.expires_at > now)
+        .order_by(Confirmation.id)
+        .with_for_update()
+    )

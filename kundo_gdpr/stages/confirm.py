@@ -1,38 +1,39 @@
-"""Confirmation by mail (config `policy.confirm_by_mail`).
+"""Stage confirm: `unconfirmed` -> where the checks sent the request.
+
+Confirmation by mail (config `policy.confirm_by_mail`).
 
 A request that passes its checks waits in state `unconfirmed` while the
 editor's stored address gets a one-time link and code. Confirming (POST on
 the link's page, or a reply from that address with the code) moves it on to
 where the checks sent it; after 72 hours unconfirmed it expires and the
-editor is told. Only sha256 hashes of the token and code are stored.
+editor is told (that expiry is the sweep stage's). Only sha256 hashes of the
+token and code are stored. Reads and writes `confirmations` rows and the
+request's state `unconfirmed`; the receipt comes from `decide.acknowledge`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import hmac
-import re
 import secrets
 from dataclasses import dataclass
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from kundo_gdpr import audit
 from kundo_gdpr.config import Config
-from kundo_gdpr.db import claim
 from kundo_gdpr.models import Confirmation, Request, utcnow
-from kundo_gdpr.models.confirmations import CONFIRMED, PENDING
+from kundo_gdpr.models.confirmations import CONFIRMED, PENDING, digest
 from kundo_gdpr.models.confirmations import EXPIRED as ROW_EXPIRED
 from kundo_gdpr.models.queue import APPROVED, EXPIRED, NEEDS_REVIEW, UNCONFIRMED
+from kundo_gdpr.replies.context import reply_context
 from kundo_gdpr.replies.outbox import queue_reply
+from kundo_gdpr.stages.decide import acknowledge
 
 # requests.state after waiting in vain (the confirmation row's own EXPIRED is the same word).
 CONFIRMATION_EXPIRED = EXPIRED
 TTL = dt.timedelta(hours=72)
-# The code as written in the mail ("1234-5678"); a reply may drop the dash.
-CODE = re.compile(r"(?<!\d)(\d{4})[- ]?(\d{4})(?!\d)")
 
 
 class ConfirmError(Exception):
@@ -52,10 +53,6 @@ class Pending:
     expires_at: dt.datetime
 
 
-def digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
 def wanted(config: Config, request: Request) -> bool:
     """Whether this checked request must be confirmed before it goes on."""
     return (
@@ -72,8 +69,6 @@ def ask(session: Session, config: Config, request: Request, now: dt.datetime | N
 
     Returns the link token (only the caller that asks ever sees it in clear).
     """
-    from kundo_gdpr.pipeline import reply_context
-
     now = now or utcnow()
     token = secrets.token_urlsafe(32)
     code = f"{secrets.randbelow(10**8):08d}"
@@ -115,26 +110,15 @@ def confirm_token(
     return request
 
 
-def confirm_code(
-    session: Session, config: Config, sender: str, text: str, now: dt.datetime | None = None
+def confirm_by_mail(
+    session: Session, config: Config, confirmation_id: int, now: dt.datetime | None = None
 ) -> Request | None:
-    """Confirm the sender's pending request whose code `text` contains, if any.
-
-    Only a pending confirmation sent to `sender` (an editor's stored address,
-    checked by the caller to be authenticated) can match.
-    """
+    """Confirm by the code in an editor's reply, which the `confirmation_reply`
+    check found (`models.confirmations.pending_for_code`); None if it is no
+    longer pending."""
     now = now or utcnow()
-    hashes = {digest(a + b) for a, b in CODE.findall(text)}
-    if not hashes:
-        return None
-    row = session.scalar(
-        select(Confirmation)
-        .where(Confirmation.state == PENDING, Confirmation.sent_to == sender.lower(),
-               Confirmation.code_hash.in_(hashes), Confirmation.expires_at > now)
-        .order_by(Confirmation.id)
-        .with_for_update()
-    )
-    if row is None:
+    row = session.get(Confirmation, confirmation_id, with_for_update=True)
+    if row is None or row.state != PENDING or row.expires_at <= now:
         return None
     request = session.get(Request, row.request_id)
     assert request is not None
@@ -164,8 +148,6 @@ def _proceed(
     now: dt.datetime,
 ) -> None:
     """Move the request on to where its checks sent it, with its receipt."""
-    from kundo_gdpr.pipeline import acknowledge
-
     row.state = CONFIRMED
     row.confirmed_at = now
     row.confirmed_via = via
@@ -174,30 +156,3 @@ def _proceed(
     audit.record(session, "confirmed", request=request, actor=actor, via=via,
                  state=request.state)
     acknowledge(session, config, request, now)
-
-
-def expire_one(
-    factory: sessionmaker[Session], config: Config, now: dt.datetime | None = None
-) -> bool:
-    """Expire the next confirmation past its 72 hours and tell the editor."""
-    from kundo_gdpr.pipeline import reply_context
-
-    now = now or utcnow()
-    with factory.begin() as session:
-        row = claim(
-            session,
-            select(Confirmation)
-            .where(Confirmation.state == PENDING, Confirmation.expires_at <= now)
-            .order_by(Confirmation.expires_at, Confirmation.id),
-        )
-        if row is None:
-            return False
-        row.state = ROW_EXPIRED
-        request = session.get(Request, row.request_id)
-        assert request is not None
-        if request.state == UNCONFIRMED:
-            request.state = CONFIRMATION_EXPIRED
-            audit.record(session, "confirmation_expired", request=request)
-            context = reply_context(session, request, expires_at=row.expires_at)
-            queue_reply(session, config, request, "confirm_expired", context)
-    return True

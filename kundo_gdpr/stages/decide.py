@@ -1,4 +1,10 @@
-"""What a support agent may do to a request, for the web app and the CLI alike.
+"""Stage decide: `needs_review` -> `approved` | `rejected`, and every other
+decision on a request, for the web app and the CLI alike.
+
+Reads a request in an open state (locked by `find`); writes its state,
+`decided_at`/`decided_by`, one audit event with the deciding actor, and the
+reply the decision causes. Policy's own decision (`acknowledge`: the receipt,
+and approval under `policy.auto_approve`) is made here too.
 
 Each function works inside the caller's transaction: it changes the request,
 records one audit event with the agent as actor, and queues the reply the
@@ -24,22 +30,28 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from kundo_gdpr import audit, checks, pipeline
+from kundo_gdpr import audit, checks
 from kundo_gdpr.config import Config
 from kundo_gdpr.desk import open_desk
-from kundo_gdpr.intake.store import add_months
 from kundo_gdpr.models import Export, OutboundMail, Request, RequestSubject, utcnow
 from kundo_gdpr.models.queue import (
+    APPROVED,
     HELD,
     NEEDS_REVIEW,
     OPEN_STATES,
+    PARSED,
     QUEUED,
+    REJECTED,
     SEND_FAILED,
     SENT,
 )
 from kundo_gdpr.replies import outbox
+from kundo_gdpr.replies.context import reply_context
 from kundo_gdpr.replies.outbox import queue_reply
 from kundo_gdpr.replies.render import new_message_id
+from kundo_gdpr.stages import run
+from kundo_gdpr.stages.findings import run_checks
+from kundo_gdpr.stages.parse import add_months
 
 KINDS = ("erase", "export")
 CHANNELS = ("mail", "forum", "chat")
@@ -58,6 +70,10 @@ class ReviewError(Exception):
     def __init__(self, code: str, detail: str = "") -> None:
         super().__init__(detail or code)
         self.code = code
+
+
+class StateError(Exception):
+    """An action was asked of a request in a state that does not allow it."""
 
 
 @dataclass(frozen=True)
@@ -108,7 +124,7 @@ def extend_deadline(
     request.deadline_extension_reason = reason
     audit.record(session, "deadline_extended", actor=actor.email, request=request,
                  until=until.isoformat(), months=months, reason=reason)
-    context = pipeline.reply_context(session, request, reason=reason, extended_until=until)
+    context = reply_context(session, request, reason=reason, extended_until=until)
     queue_reply(session, config, request, "deadline_extended", context)
     return until
 
@@ -125,8 +141,8 @@ def approve(session: Session, config: Config, request: Request, actor: Actor) ->
         # would act for someone who is not an editor, or on no subject.
         raise ReviewError("blocking_findings", ", ".join(blocking))
     try:
-        pipeline.approve(session, request, actor.email)
-    except pipeline.StateError as exc:
+        mark_approved(session, request, actor.email)
+    except StateError as exc:
         raise ReviewError("state", str(exc)) from exc
 
 
@@ -138,9 +154,45 @@ def reject(
     if not reason:
         raise ReviewError("reason_required")
     try:
-        pipeline.reject(session, config, request, actor.email, reason)
-    except pipeline.StateError as exc:
+        mark_rejected(session, config, request, actor.email, reason)
+    except StateError as exc:
         raise ReviewError("state", str(exc)) from exc
+
+
+def acknowledge(session: Session, config: Config, request: Request, now: dt.datetime) -> None:
+    """Queue the receipt of a request that goes on (to review, or approved by
+    policy) and record policy's approval; after the checks, or after the
+    editor's confirmation when that was asked for."""
+    queue_reply(session, config, request, "receipt", reply_context(session, request))
+    if request.state == APPROVED:
+        request.decided_at = now
+        request.decided_by = "policy:auto_approve"
+        audit.record(session, "approved", request=request, actor="policy:auto_approve")
+
+
+def mark_approved(session: Session, request: Request, actor: str) -> None:
+    if request.state != NEEDS_REVIEW:
+        raise StateError(f"{request.reference} is {request.state}, not {NEEDS_REVIEW}")
+    if not request.channels or not request.subjects or not request.kinds:
+        raise StateError(f"{request.reference} has no channels, subjects or kinds to act on")
+    request.state = APPROVED
+    request.decided_at = utcnow()
+    request.decided_by = actor
+    audit.record(session, "approved", actor=actor, request=request)
+
+
+def mark_rejected(
+    session: Session, config: Config, request: Request, actor: str, reason: str
+) -> None:
+    if request.state not in (NEEDS_REVIEW, PARSED, APPROVED):
+        raise StateError(f"{request.reference} is {request.state} and cannot be rejected")
+    request.state = REJECTED
+    request.decided_at = utcnow()
+    request.decided_by = actor
+    audit.record(session, "rejected", actor=actor, request=request, reason=reason)
+    if request.sender:
+        context = reply_context(session, request, reason=reason)
+        queue_reply(session, config, request, "rejected", context)
 
 
 # -- corrections ---------------------------------------------------------------------
@@ -201,7 +253,7 @@ def recheck(session: Session, config: Config, request: Request, actor: Actor) ->
     rejection is the agent's call, made with a reason."""
     if request.state not in CORRECTABLE:
         raise ReviewError("state")
-    findings = pipeline.run_checks(session, config, request)
+    findings = run_checks(session, config, request)
     request.state = NEEDS_REVIEW
     audit.record(session, "rechecked", actor=actor.email, request=request,
                  findings=[f.as_dict() for f in findings])
@@ -276,8 +328,8 @@ def preview(session: Session, config: Config, request: Request) -> dict[str, Any
     """What running the request would touch, per subject: counts per channel and
     item kind, and a few sample items. Reads only."""
     desk = open_desk(config.desk.store, session)
-    channels = pipeline.covered_channels(session, desk, request)
-    counts = pipeline.preview(session, config, request)
+    channels = run.covered_channels(session, desk, request)
+    counts = run.preview(session, config, request)
     return {
         subject: {"counts": counts[subject], "samples": _samples(desk.export(subject, channels))}
         for subject in counts

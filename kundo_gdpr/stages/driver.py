@@ -1,4 +1,4 @@
-"""The loops: fetch, process, deliver. Used by `run`, `serve` and by tests.
+"""The driver: calls the stages in turn. Used by `run`, `serve` and by tests.
 
 Each `*_once` method claims units of work until none is left and returns how
 many it did; tests call them directly, `run` calls them in a loop.
@@ -16,24 +16,22 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from kundo_gdpr import confirm, db, pipeline
-from kundo_gdpr.actions import links
+from kundo_gdpr import db
 from kundo_gdpr.config import Config
-from kundo_gdpr.intake import store
 from kundo_gdpr.intake.maildir import MaildirSource
 from kundo_gdpr.intake.source import MailSource, WaitingSource
 from kundo_gdpr.operations import stats
-from kundo_gdpr.replies.outbox import deliver_one, release_due
 from kundo_gdpr.replies.transports import Transport, make_transport
+from kundo_gdpr.stages import check, deliver, fetch, parse, run, sweep
 
 log = logging.getLogger(__name__)
 
 # The stages between fetch and deliver, by the names /metrics uses.
 PROCESS_STEPS: tuple[tuple[str, Callable[[sessionmaker[Session], Config], bool]], ...] = (
-    ("parse", store.parse_one),
-    ("check", pipeline.check_one),
-    ("expire_confirmations", confirm.expire_one),
-    ("run", pipeline.run_one),
+    ("parse", parse.parse_one),
+    ("check", check.check_one),
+    ("expire_confirmations", sweep.expire_one),
+    ("run", run.run_one),
 )
 
 STOP_CHECK_SECONDS = 1.0
@@ -80,7 +78,7 @@ class Worker:
         return db.session_factory(self.engine)
 
     def fetch_once(self) -> int:
-        return self._timed(stats.FETCH, lambda: store.fetch(
+        return self._timed(stats.FETCH, lambda: fetch.fetch(
             self.factory,
             self.source,
             max_bytes=self.config.intake.max_message_bytes,
@@ -101,12 +99,7 @@ class Worker:
         return self._timed("deliver", self._deliver)
 
     def _deliver(self) -> int:
-        # Released replies count as work only once sent, so an idle pass stays idle.
-        release_due(self.factory, self.config)
-        done = 0
-        while not self.stop.is_set() and deliver_one(self.factory, self.config, self.transport):
-            done += 1
-        return done
+        return deliver.deliver_all(self.factory, self.config, self.transport, self.stop.is_set)
 
     def _timed(self, stage: str, work: Callable[[], int]) -> int:
         """Run one stage pass and add it to the shared stage counters (/metrics)."""
@@ -123,7 +116,7 @@ class Worker:
         try:
             stats.record(self.factory, stage, units=units,
                          seconds=time.monotonic() - started, error=error)
-        except store.DB_UNAVAILABLE:
+        except fetch.DB_UNAVAILABLE:
             log.warning("could not record the %s pass: the database is unavailable", stage)
 
     def run_once(self) -> int:
@@ -133,7 +126,7 @@ class Worker:
     def run_forever(self) -> None:
         while not self.stop.is_set():
             try:
-                links.sweep(self.factory)  # export files whose link has expired
+                sweep.sweep_exports(self.factory)  # export files whose link has expired
                 worked = self.run_once()
             except Exception:  # a database outage must not end the service
                 log.exception("pass failed; retrying")

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from kundo_gdpr import audit
 from kundo_gdpr.models import Agent, WebSession
 from kundo_gdpr.web import auth
-from kundo_gdpr.web.app import AGENT, in_db, render
+from kundo_gdpr.web.base import AGENT, in_db, render
 
 routes = web.RouteTableDef()
 MIN_PASSWORD = 10

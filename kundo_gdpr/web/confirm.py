@@ -10,8 +10,8 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy.orm import Session
 
-from kundo_gdpr import confirm
-from kundo_gdpr.web.app import CONFIG, LANG, in_db, render
+from kundo_gdpr.stages import confirm
+from kundo_gdpr.web.base import CONFIG, LANG, in_db, render
 
 routes = web.RouteTableDef()
 STATUS = {"unknown": 404, "used": 410, "expired": 410}

@@ -19,7 +19,7 @@ from kundo_gdpr import audit
 from kundo_gdpr.actions import links
 from kundo_gdpr.models import Export, Request, utcnow
 from kundo_gdpr.web import i18n
-from kundo_gdpr.web.app import CONFIG, LANG, in_db, render
+from kundo_gdpr.web.base import CONFIG, LANG, in_db, render
 
 routes = web.RouteTableDef()
 

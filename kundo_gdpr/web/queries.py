@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from kundo_gdpr import audit, review
+from kundo_gdpr import audit
 from kundo_gdpr.config import Config
 from kundo_gdpr.models import (
     Export,
@@ -23,6 +23,7 @@ from kundo_gdpr.models import (
     utcnow,
 )
 from kundo_gdpr.models.queue import DONE, OPEN_STATES, REQUEST_STATES
+from kundo_gdpr.stages import decide
 
 __all__ = ["DUE_FILTERS", "REQUEST_STATES", "detail", "overview", "queue"]
 
@@ -35,7 +36,7 @@ def queue(
     session: Session, state: str, search: str, page: int, size: int, due: str = ""
 ) -> tuple[list[dict[str, Any]], int]:
     now = utcnow()
-    due_at = review.due_column()
+    due_at = decide.due_column()
     stmt = select(Request, Organization.name).outerjoin(
         Organization, Organization.id == Request.organization_id
     )
@@ -61,7 +62,7 @@ def queue(
 
 
 def _row(r: Request, controller: str | None, now: dt.datetime) -> dict[str, Any]:
-    due = review.due_date(r)
+    due = decide.due_date(r)
     return {
         "reference": r.reference,
         "controller": controller or "",
@@ -100,14 +101,14 @@ def detail(session: Session, config: Config, reference: str) -> dict[str, Any] |
         "assertion": r.assertion,
         "findings": [_finding(f) for f in r.findings],
         "result": r.result or {},
-        "preview": review.preview(session, config, r) if r.state in OPEN_STATES else {},
+        "preview": decide.preview(session, config, r) if r.state in OPEN_STATES else {},
         "mail": mail_view(r.inbound_mail.raw),
         "events": [{"at": e.at, "actor": e.actor, "action": e.action, "detail": e.detail}
                    for e in events],
         "replies": [{"id": m.id, "purpose": m.purpose, "to": m.to_addr, "state": m.state,
                      "attempts": m.attempts, "error": m.last_error, "sent_at": m.sent_at,
                      "message_id": m.message_id,
-                     "resendable": m.state in review.RESENDABLE}
+                     "resendable": m.state in decide.RESENDABLE}
                     for m in replies],
         "exports": [{"id": x.id, "filename": x.filename, "subject": x.subject, "size": x.size,
                      "expires": x.expires_at,
@@ -158,7 +159,7 @@ def overview(session: Session) -> dict[str, Any]:
             select(Request.state, func.count()).group_by(Request.state))
     }
     overdue = session.scalar(select(func.count()).select_from(Request).where(
-        Request.state.in_(OPEN_STATES), review.due_column() < now)) or 0
+        Request.state.in_(OPEN_STATES), decide.due_column() < now)) or 0
     starts = week_starts(now, WEEKS)
     first = starts[0]
     received = session.scalars(select(Request.received_at).where(Request.received_at >= first))

@@ -1,7 +1,7 @@
 """The pages: sign-in, the queue, the overview, one request, and the actions on it.
 
 Handlers only read the form and pick the page; what an action does is in
-`kundo_gdpr.review`, one transaction per action.
+`kundo_gdpr.stages.decide`, one transaction per action.
 """
 
 from __future__ import annotations
@@ -15,12 +15,13 @@ from urllib.parse import quote
 from aiohttp import web
 from sqlalchemy.orm import Session
 
-from kundo_gdpr import audit, review
+from kundo_gdpr import audit
 from kundo_gdpr.models import Request, utcnow
-from kundo_gdpr.review import Actor, ReviewError
+from kundo_gdpr.stages import decide
+from kundo_gdpr.stages.decide import Actor, ReviewError
 from kundo_gdpr.web import chart, queries, sessions
-from kundo_gdpr.web.app import AGENT, CONFIG, LANG, THROTTLE, in_db, render, set_session_cookie
 from kundo_gdpr.web.auth import authenticate
+from kundo_gdpr.web.base import AGENT, CONFIG, LANG, THROTTLE, in_db, render, set_session_cookie
 from kundo_gdpr.web.i18n import finding_text, strings
 
 routes = web.RouteTableDef()
@@ -155,22 +156,22 @@ async def _page(request: web.Request, error: str | None, status: int = 200) -> w
     for f in detail["findings"]:
         f["text"] = finding_text(request[LANG], f["code"], f["args"])
     return render(request, "request.html", status=status, r=detail, error=known,
-                  kinds=review.KINDS, channel_names=review.CHANNELS,
-                  can_correct=detail["state"] in review.CORRECTABLE,
-                  max_months=review.MAX_EXTENSION_MONTHS)
+                  kinds=decide.KINDS, channel_names=decide.CHANNELS,
+                  can_correct=detail["state"] in decide.CORRECTABLE,
+                  max_months=decide.MAX_EXTENSION_MONTHS)
 
 
 @routes.post(REF + "/approve")
 async def approve(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
-    return await _act(request, lambda s, r, a, f: review.approve(s, config, r, a))
+    return await _act(request, lambda s, r, a, f: decide.approve(s, config, r, a))
 
 
 @routes.post(REF + "/reject")
 async def reject(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     return await _act(
-        request, lambda s, r, a, f: review.reject(s, config, r, a, str(f.get("reason", "")))
+        request, lambda s, r, a, f: decide.reject(s, config, r, a, str(f.get("reason", "")))
     )
 
 
@@ -179,9 +180,9 @@ async def correct(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
 
     def act(session: Session, r: Request, actor: Actor, form: dict[str, Any]) -> None:
-        fix = review.parse_correction(str(form.get("subjects", "")), form.get("kinds", []),
+        fix = decide.parse_correction(str(form.get("subjects", "")), form.get("kinds", []),
                                       form.get("channels", []))
-        review.correct(session, config, r, actor, fix)
+        decide.correct(session, config, r, actor, fix)
 
     return await _act(request, act)
 
@@ -189,7 +190,7 @@ async def correct(request: web.Request) -> web.Response:
 @routes.post(REF + "/recheck")
 async def recheck(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
-    return await _act(request, lambda s, r, a, f: review.recheck(s, config, r, a))
+    return await _act(request, lambda s, r, a, f: decide.recheck(s, config, r, a))
 
 
 @routes.post(REF + "/extend")
@@ -201,7 +202,7 @@ async def extend(request: web.Request) -> web.Response:
             months = int(str(form.get("months", "")))
         except ValueError as exc:
             raise ReviewError("extension_too_long") from exc
-        review.extend_deadline(session, config, r, actor, months, str(form.get("reason", "")))
+        decide.extend_deadline(session, config, r, actor, months, str(form.get("reason", "")))
 
     return await _act(request, act)
 
@@ -210,7 +211,7 @@ async def extend(request: web.Request) -> web.Response:
 async def resend(request: web.Request) -> web.Response:
     config = request.app[CONFIG]
     reply = int(request.match_info["reply"])
-    return await _act(request, lambda s, r, a, f: review.resend(s, config, r, a, reply))
+    return await _act(request, lambda s, r, a, f: decide.resend(s, config, r, a, reply))
 
 
 @routes.get(REF + r"/exports/{export:\d+}")
@@ -222,14 +223,14 @@ async def download(request: web.Request) -> web.StreamResponse:
 
     def fetch(session: Session) -> tuple[Path, str] | str:
         try:
-            r = review.find(session, reference)
-            export = review.kept_export(session, r, export_id)
+            r = decide.find(session, reference)
+            export = decide.kept_export(session, r, export_id)
         except ReviewError as exc:
             return exc.code
         path = Path(export.path)
         if not path.is_file():
             return "export_gone"
-        review.record_download(session, r, export, actor)
+        decide.record_download(session, r, export, actor)
         return path, export.filename
 
     found = await in_db(request, fetch)
@@ -257,7 +258,7 @@ async def _act(request: web.Request, action: Action) -> web.Response:
     fields["channels"] = [str(v) for v in form.getall("channels", [])]
 
     def unit(session: Session) -> None:
-        action(session, review.find(session, reference), actor, fields)
+        action(session, decide.find(session, reference), actor, fields)
 
     try:
         await in_db(request, unit)

@@ -1,0 +1,127 @@
+"""`requests`: list, show, preview, approve and reject requests."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from kundo_gdpr import audit
+from kundo_gdpr.cli.common import Subparsers, no_such, open_session
+from kundo_gdpr.cli.outbox import print_reply
+from kundo_gdpr.config import Config
+from kundo_gdpr.models import OutboundMail, Request
+from kundo_gdpr.stages import decide, run
+
+
+def add(sub: Subparsers) -> None:
+    p = sub.add_parser("requests", help="list, show, approve and reject requests")
+    rsub = p.add_subparsers(required=True, metavar="ACTION")
+    lp = rsub.add_parser("list", help="requests, newest first")
+    lp.add_argument("--state", help="only requests in this state")
+    lp.set_defaults(handler=cmd_requests_list)
+    pp = rsub.add_parser("preview", help="what erasing a request would remove; changes nothing")
+    pp.add_argument("reference")
+    pp.set_defaults(handler=cmd_requests_preview)
+    sp = rsub.add_parser("show", help="one request with its audit trail and replies")
+    sp.add_argument("reference")
+    sp.set_defaults(handler=cmd_requests_show)
+    ap = rsub.add_parser("approve", help="approve a request waiting for review")
+    ap.add_argument("reference")
+    ap.add_argument("--by", default=os.environ.get("USER", "cli"), help="who approves")
+    ap.set_defaults(handler=cmd_requests_approve)
+    jp = rsub.add_parser("reject", help="reject a request; the reason is mailed to the editor")
+    jp.add_argument("reference")
+    jp.add_argument("--reason", required=True)
+    jp.add_argument("--by", default=os.environ.get("USER", "cli"), help="who rejects")
+    jp.set_defaults(handler=cmd_requests_reject)
+
+
+# -- commands -----------------------------------------------------------------
+
+
+def cmd_requests_list(args: argparse.Namespace, config: Config) -> int:
+    with open_session(config) as session:
+        stmt = select(Request).order_by(Request.id.desc())
+        if args.state:
+            stmt = stmt.where(Request.state == args.state)
+        for r in session.scalars(stmt):
+            print(
+                f"{r.reference:<16} {r.state:<13} {r.due_at:%Y-%m-%d} {r.sender or '-':<30} "
+                f"{','.join(r.kinds) or '-':<13} {','.join(s.email for s in r.subjects) or '-'}"
+            )
+    return 0
+
+
+def cmd_requests_show(args: argparse.Namespace, config: Config) -> int:
+    with open_session(config) as session:
+        try:
+            r = decide.find(session, args.reference)
+        except decide.ReviewError:
+            return no_such(args.reference)
+        for label, value in (
+            ("reference", r.reference),
+            ("state", r.state),
+            ("sender", r.sender),
+            ("kinds", ", ".join(r.kinds)),
+            ("channels", ", ".join(r.channel_kinds)),
+            ("subjects", ", ".join(s.email for s in r.subjects)),
+            ("problems", ", ".join(r.problems)),
+            ("received", r.received_at),
+            ("due", r.due_at),
+            ("result", json.dumps(r.result, ensure_ascii=False)),
+        ):
+            print(f"{label:<10} {value}")
+        print("\nreplies:")
+        replies = select(OutboundMail).where(OutboundMail.request_id == r.id)
+        for m in session.scalars(replies.order_by(OutboundMail.id)):
+            print_reply(m)
+        print("\naudit trail:")
+        for e in audit.trail(session, r):
+            print(
+                f"  {e.at:%Y-%m-%d %H:%M:%S} {e.actor:<22} {e.action:<14} "
+                f"{json.dumps(e.detail, ensure_ascii=False, default=str)[:200]}"
+            )
+    return 0
+
+
+def cmd_requests_preview(args: argparse.Namespace, config: Config) -> int:
+    with open_session(config) as session:
+        try:
+            request = decide.find(session, args.reference)
+        except decide.ReviewError:
+            return no_such(args.reference)
+        for subject, by_channel in run.preview(session, config, request).items():
+            print(subject)
+            for channel, counts in by_channel.items():
+                shown = ", ".join(f"{n} {name}" for name, n in counts.items())
+                print(f"  {channel:<6} {shown}")
+    return 0
+
+
+def cmd_requests_approve(args: argparse.Namespace, config: Config) -> int:
+    return _decide(config, args.reference, lambda s, r: decide.mark_approved(s, r, args.by))
+
+
+def cmd_requests_reject(args: argparse.Namespace, config: Config) -> int:
+    return _decide(config, args.reference,
+                   lambda s, r: decide.mark_rejected(s, config, r, args.by, args.reason))
+
+
+def _decide(config: Config, reference: str, action: Callable[[Session, Request], None]) -> int:
+    with open_session(config) as session, session.begin():
+        try:
+            request = decide.find(session, reference)
+            action(session, request)
+        except decide.ReviewError:
+            return no_such(reference)
+        except decide.StateError as exc:
+            print(f"kundo-gdpr: {exc}", file=sys.stderr)
+            return 1
+        print(f"{request.reference} is now {request.state}")
+    return 0

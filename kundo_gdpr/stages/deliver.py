@@ -1,0 +1,31 @@
+"""Stage deliver: `outbound_mail` `queued` -> `sent` | `failed` (and `held`
+-> `queued` when the hourly limit allows).
+
+Reads the outbox; writes each reply's delivery state, attempts and last
+error, with `reply_sent`/`reply_failed` audit events (`replies.outbox`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from kundo_gdpr.config import Config
+from kundo_gdpr.replies.outbox import deliver_one, release_due
+from kundo_gdpr.replies.transports import Transport
+
+
+def deliver_all(
+    factory: sessionmaker[Session], config: Config, transport: Transport,
+    should_stop: Callable[[], bool] = lambda: False,
+) -> int:
+    """Send every reply that is due; returns how many were sent or failed.
+
+    Released replies count as work only once sent, so an idle pass stays idle.
+    """
+    release_due(factory, config)
+    done = 0
+    while not should_stop() and deliver_one(factory, config, transport):
+        done += 1
+    return done
