@@ -70,6 +70,12 @@ def result(session: Session, request_id: int, subject: str) -> Erased | None:
     return Erased(progress.counts, progress.mentions)
 
 
+def started(session: Session, request_id: int) -> bool:
+    """Whether any subject of the request has begun erasing."""
+    return session.scalar(select(EraseProgress.id).where(
+        EraseProgress.request_id == request_id).limit(1)) is not None
+
+
 def _start(
     session: Session, store: str, strategy: Strategy, request_id: int,
     subject: str, channels: Sequence[ChannelRef],

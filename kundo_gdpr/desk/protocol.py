@@ -140,6 +140,10 @@ class DeskStore(Protocol):
         `names` and last `cursor`) goes on from there and counts nothing twice.
         """
 
+    def owner_keys(self, channels: Sequence[ChannelRef]) -> Iterator[tuple[int, str]]:
+        """(channel id, normalised owner address) of every distinct owner of an
+        item in these channels (the erasure ledger's replay matches them)."""
+
     def export(self, subject: str, channels: Sequence[ChannelRef]) -> Iterator[ExportSheet]:
         """The subject's items, one sheet per channel kind, streamed."""
 

@@ -14,7 +14,7 @@ from sqlalchemy import ColumnElement, Select, and_, case, func, select
 from sqlalchemy.orm import Session
 
 from kundo_gdpr import identity
-from kundo_gdpr.desk import keys, mentions, ownership, reviews, sql_erase
+from kundo_gdpr.desk import keys, mentions, owners, ownership, reviews, sql_erase
 from kundo_gdpr.desk.protocol import (
     DEFAULT,
     ChannelRef,
@@ -190,6 +190,9 @@ class SqlDesk:
             if _ids(channels, kind) and not (cursor or {}).get(done):
                 found = reviews.review(self.session, subject, _ids(channels, kind), kind, strategy)
                 yield EraseStep({kind: {"name_mentions": len(found)}}, found, {done: 1}), 1
+
+    def owner_keys(self, channels: Sequence[ChannelRef]) -> Iterator[tuple[int, str]]:
+        return owners.owner_keys(self.session, [c.id for c in channels])
 
     # -- exporting ----------------------------------------------------------
 

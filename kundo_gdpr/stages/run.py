@@ -24,6 +24,7 @@ from kundo_gdpr.db import claim
 from kundo_gdpr.desk import ChannelRef, Counts, DeskStore, open_desk
 from kundo_gdpr.models import Request, utcnow
 from kundo_gdpr.models.queue import APPROVED, DONE, FAILED
+from kundo_gdpr.records import ledger
 from kundo_gdpr.replies.context import organization_name, reply_context
 from kundo_gdpr.replies.outbox import queue_reply
 from kundo_gdpr.replies.render import FileAttachment
@@ -81,6 +82,9 @@ def prepare_request(
         desk = open_desk(config.desk.store, session)
         channels = covered_channels(session, desk, request)
         subjects, kinds = [s.email for s in request.subjects], list(request.kinds)
+        if "erase" in kinds and not erase.started(session, request_id):
+            # Written before the first batch: a restore after it can be replayed.
+            ledger.record(config, request, channels, config.erase)
         # Export before erase: a request for both must not export an empty desk.
         if "export" in kinds and "export" not in (request.result or {}):
             request.result = {**(request.result or {}),
