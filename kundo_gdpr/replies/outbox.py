@@ -22,6 +22,7 @@ from kundo_gdpr.db import claim
 from kundo_gdpr.models import OutboundMail, Request, utcnow
 from kundo_gdpr.models.queue import HELD, QUEUED, SEND_FAILED, SENT
 from kundo_gdpr.replies.render import Envelope, FileAttachment, make_message, new_message_id
+from kundo_gdpr.replies.stored import without_attachments
 from kundo_gdpr.replies.transports import Transport, TransportError
 
 # Set on every reply we send, so a reply fed back into our inbox is known as ours.
@@ -183,6 +184,7 @@ def _attempt(session: Session, config: Config, transport: Transport, row: Outbou
         return
     row.state = SENT
     row.sent_at = utcnow()
+    row.raw = without_attachments(row.raw)  # no stored copy of an export (replies/stored.py)
     audit.record(
         session,
         "reply_sent",

@@ -34,13 +34,18 @@ class FolderTransport:
         path.mkdir(parents=True, exist_ok=True)
 
     def send(self, sender: str, recipient: str, raw: bytes, message_id: str) -> None:
-        name = re.sub(r"[^A-Za-z0-9._@-]", "_", message_id.strip("<>")) + ".eml"
+        name = eml_name(message_id)
         tmp = self.path / f".{name}.tmp"
         try:
             tmp.write_bytes(raw)
             os.replace(tmp, self.path / name)
         except OSError as exc:
             raise TransportError(f"cannot write {name}: {exc}") from exc
+
+
+def eml_name(message_id: str) -> str:
+    """The outbox folder's file name for a reply (its Message-ID, made safe)."""
+    return re.sub(r"[^A-Za-z0-9._@-]", "_", message_id.strip("<>")) + ".eml"
 
 
 def _folder(config: Config) -> Transport:

@@ -121,12 +121,12 @@ class Worker:
 
     def run_once(self) -> int:
         """One pass of every loop; returns the units of work done."""
+        sweep.sweep_exports(self.factory, self.config)  # expired exports, `run --once` too
         return self.fetch_once() + self.process_once() + self.deliver_once()
 
     def run_forever(self) -> None:
         while not self.stop.is_set():
             try:
-                sweep.sweep_exports(self.factory)  # export files whose link has expired
                 worked = self.run_once()
             except Exception:  # a database outage must not end the service
                 log.exception("pass failed; retrying")

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from kundo_gdpr import audit
 from kundo_gdpr.actions import erase, package
 from kundo_gdpr.actions.export import ExportHeader
+from kundo_gdpr.actions.links import discard as discard_exports
 from kundo_gdpr.config import Config
 from kundo_gdpr.db import claim
 from kundo_gdpr.desk import ChannelRef, Counts, DeskStore, open_desk
@@ -93,6 +94,9 @@ def prepare_request(
         for subject in subjects:
             erase.erase_subject(factory, config.desk.store, config.erase, request_id, subject,
                                 channels, after_batch)
+        with factory.begin() as session:  # no earlier export of theirs outlives the erase
+            for subject in subjects:
+                discard_exports(session, config, subject, request_id)
 
 
 def run_request(session: Session, config: Config, request: Request) -> None:

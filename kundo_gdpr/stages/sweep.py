@@ -26,9 +26,10 @@ from kundo_gdpr.replies.outbox import queue_reply
 from kundo_gdpr.stages.confirm import CONFIRMATION_EXPIRED
 
 
-def sweep_exports(factory: sessionmaker[Session]) -> int:
-    """Delete export files whose link has expired; how many were deleted."""
-    return links.sweep(factory)
+def sweep_exports(factory: sessionmaker[Session], config: Config | None = None) -> int:
+    """Delete export files whose link has expired, and the stored replies'
+    copies of them (the outbox folder's from `config`); how many were deleted."""
+    return links.sweep(factory, config=config)
 
 
 def expire_one(
