@@ -121,6 +121,8 @@ class EraseConfig:
     mail: Literal["conversations", "messages"] = "conversations"
     forum: Literal["posts", "delete_threads"] = "posts"
     chat: Literal["sessions"] = "sessions"
+    # Hours an erase can be undone (its before images kept encrypted); 0: final at once.
+    undo_hours: int = 72
 
 
 @dataclass(frozen=True)
@@ -241,6 +243,8 @@ def load(path: Path | str | None) -> Config:
 def from_dict(data: dict[str, Any], root: Path) -> Config:
     """Build a Config from parsed TOML, naming the first bad key."""
     built = _build(Config, data, "")
+    if built.erase.undo_hours < 0:
+        raise ConfigError("erase.undo_hours: must be 0 (no undo) or more hours")
     _plain_only_on_loopback("intake.imap", built.intake.imap.security, built.intake.imap.host)
     _plain_only_on_loopback("outbox.smtp", built.outbox.smtp.security, built.outbox.smtp.host)
     return dataclasses.replace(built, root=root)

@@ -47,6 +47,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode = WAL")
     cursor.execute("PRAGMA synchronous = NORMAL")
     cursor.execute("PRAGMA busy_timeout = 30000")
+    # Deleted rows are overwritten with zeros, not left in free pages: an
+    # erased person (or a shredded undo key) is not in the file's bytes.
+    cursor.execute("PRAGMA secure_delete = ON")
     cursor.close()
 
 

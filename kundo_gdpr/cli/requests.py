@@ -16,7 +16,7 @@ from kundo_gdpr.cli.common import Subparsers, no_such, open_session
 from kundo_gdpr.cli.outbox import print_reply
 from kundo_gdpr.config import Config
 from kundo_gdpr.models import OutboundMail, Request
-from kundo_gdpr.stages import decide, run
+from kundo_gdpr.stages import decide, run, undo
 
 
 def add(sub: Subparsers) -> None:
@@ -40,6 +40,11 @@ def add(sub: Subparsers) -> None:
     jp.add_argument("--reason", required=True)
     jp.add_argument("--by", default=os.environ.get("USER", "cli"), help="who rejects")
     jp.set_defaults(handler=cmd_requests_reject)
+    up = rsub.add_parser("undo", help="undo an erase within its safety window ([erase] undo_hours)")
+    up.add_argument("reference")
+    up.add_argument("--reason", required=True, help="why; mailed to the editor")
+    up.add_argument("--by", default=os.environ.get("USER", "cli"), help="who undoes it")
+    up.set_defaults(handler=cmd_requests_undo)
 
 
 # -- commands -----------------------------------------------------------------
@@ -125,3 +130,24 @@ def _decide(config: Config, reference: str, action: Callable[[Session, Request],
             return 1
         print(f"{request.reference} is now {request.state}")
     return 0
+
+
+def cmd_requests_undo(args: argparse.Namespace, config: Config) -> int:
+    with open_session(config) as session:
+        with session.begin():
+            try:
+                request = decide.find(session, args.reference)
+            except decide.ReviewError:
+                return no_such(args.reference)
+            try:
+                restored = undo.undo(session, config, request, args.by, args.reason)
+            except undo.UndoRefused as exc:
+                failure = exc
+            else:
+                total = sum(restored.values())
+                print(f"{request.reference} is now {request.state}: {total} rows restored")
+                return 0
+        with session.begin():
+            undo.refused(session, decide.find(session, args.reference), args.by, failure)
+    print(f"kundo-gdpr: {args.reference}: {undo.explain(failure)}", file=sys.stderr)
+    return 1

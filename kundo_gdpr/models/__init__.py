@@ -26,6 +26,7 @@ from kundo_gdpr.models.queue import (
     RequestChannel,
     RequestSubject,
 )
+from kundo_gdpr.models.vault import LegalHold, UndoWindow, VaultBatch
 from kundo_gdpr.models.web import FirstApproval, WebSession
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "FirstApproval",
     "ForumPost",
     "InboundMail",
+    "LegalHold",
     "MailConversation",
     "MailMessage",
     "Organization",
@@ -52,7 +54,9 @@ __all__ = [
     "RequestSubject",
     "StageFailure",
     "StageStat",
+    "UndoWindow",
     "UtcDateTime",
+    "VaultBatch",
     "WebSession",
     "channel_editors",
     "utcnow",

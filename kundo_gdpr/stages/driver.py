@@ -22,7 +22,7 @@ from kundo_gdpr.intake.maildir import MaildirSource
 from kundo_gdpr.intake.source import MailSource, WaitingSource
 from kundo_gdpr.operations import stats
 from kundo_gdpr.replies.transports import Transport, make_transport
-from kundo_gdpr.stages import check, deliver, fetch, parse, run, sweep
+from kundo_gdpr.stages import check, deliver, fetch, parse, run, sweep, undo
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +122,7 @@ class Worker:
     def run_once(self) -> int:
         """One pass of every loop; returns the units of work done."""
         sweep.sweep_exports(self.factory, self.config)  # expired exports, `run --once` too
+        undo.close_due(self.factory)  # safety windows past their end: erasures final
         return self.fetch_once() + self.process_once() + self.deliver_once()
 
     def run_forever(self) -> None:

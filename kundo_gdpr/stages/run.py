@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from kundo_gdpr import audit
-from kundo_gdpr.actions import erase, package
+from kundo_gdpr.actions import erase, package, vault
 from kundo_gdpr.actions.export import ExportHeader
 from kundo_gdpr.actions.links import discard as discard_exports
 from kundo_gdpr.config import Config
@@ -91,8 +91,10 @@ def prepare_request(
             request.result = {**(request.result or {}),
                               "export": _export(session, config, desk, request, channels)}
     if "erase" in kinds:
+        # The safety window: each batch's before images go to the request's vault.
+        kept = vault.watched(factory, request_id, config.erase.undo_hours)
         for subject in subjects:
-            erase.erase_subject(factory, config.desk.store, config.erase, request_id, subject,
+            erase.erase_subject(kept, config.desk.store, config.erase, request_id, subject,
                                 channels, after_batch)
         with factory.begin() as session:  # no earlier export of theirs outlives the erase
             for subject in subjects:
@@ -116,7 +118,8 @@ def run_request(session: Session, config: Config, request: Request) -> None:
     request.state = DONE
     request.done_at = utcnow()
     audit.record(session, "done", request=request, result=result)
-    context = reply_context(session, request, links=[dataclasses.asdict(k) for k in links])
+    context = reply_context(session, request, links=[dataclasses.asdict(k) for k in links],
+                            undo_until=vault.open_until(session, request.id))
     queue_reply(session, config, request, "done", context, attachments)
 
 
