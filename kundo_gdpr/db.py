@@ -6,12 +6,13 @@ or elsewhere may use SQL that only one of them understands.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import Engine, Select, create_engine, event
+from sqlalchemy import Engine, Select, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 _M = TypeVar("_M")
@@ -44,6 +45,9 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # Attachments and chat messages are removed by ON DELETE CASCADE, which
     # SQLite ignores unless foreign keys are switched on per connection.
     cursor.execute("PRAGMA foreign_keys = ON")
+    # Deleted content is overwritten with zeros, not left in free space
+    # (an erased person's text must not stay in the file); see purge().
+    cursor.execute("PRAGMA secure_delete = ON")
     cursor.execute("PRAGMA journal_mode = WAL")
     cursor.execute("PRAGMA synchronous = NORMAL")
     cursor.execute("PRAGMA busy_timeout = 30000")
@@ -82,3 +86,70 @@ def claim(session: Session, stmt: Select[_M]) -> _M | None:
     SQLite the transaction already holds the write lock (BEGIN IMMEDIATE).
     """
     return session.scalars(stmt.with_for_update(skip_locked=True).limit(1)).first()
+
+
+def purge(engine: Engine, tables: Sequence[str]) -> None:
+    """After an erase: the erased bytes out of what the database keeps beside the rows.
+
+    SQLite (secure_delete zeroes deleted content): each table's FTS5 index is
+    merged into one segment, so no old segment keeps the erased text's
+    trigrams, and the WAL is checkpointed and truncated, so no old page
+    image stays in `-wal`. An idle connection does not stop either; one in
+    the middle of a read transaction makes the checkpoint wait for it
+    (busy_timeout) and then leaves the rest to the next purge.
+    PostgreSQL: VACUUM of the tables, so no dead tuple keeps the text (the
+    bytes may stay in free space inside the table files until reused or
+    until `kundo-gdpr db compact`).
+    """
+    if engine.dialect.name == "sqlite":
+        with engine.begin() as conn:
+            for table in tables:
+                fts = f"{table}_fts"
+                if conn.execute(text("SELECT 1 FROM sqlite_master WHERE name = :n"),
+                                {"n": fts}).first():
+                    conn.exec_driver_sql(f"INSERT INTO {fts}({fts}) VALUES ('optimize')")
+        _checkpoint(engine)
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for table in tables:
+            conn.exec_driver_sql(f"VACUUM {table}")
+
+
+def flush_stats(session: Session) -> None:
+    """PostgreSQL: this transaction's row counts reach the statistics at its commit.
+
+    Otherwise a backend may report its deletes' dead tuples after the purge's
+    VACUUM has removed them, and `n_dead_tup` says they are still there.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_stat_force_next_flush()"))
+
+
+def compact(engine: Engine, tables: Sequence[str]) -> None:
+    """Rewrite the tables so their files hold no trace of deleted rows.
+
+    PostgreSQL: VACUUM FULL (an exclusive lock on each table while it is
+    rewritten). SQLite: VACUUM of the whole file, then a WAL checkpoint.
+    """
+    if engine.dialect.name == "sqlite":
+        purge(engine, tables)
+        raw = engine.raw_connection()
+        try:
+            raw.cursor().execute("VACUUM")
+        finally:
+            raw.close()
+        _checkpoint(engine)
+        return
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        for table in tables:
+            conn.exec_driver_sql(f"VACUUM FULL {table}")
+
+
+def _checkpoint(engine: Engine) -> None:
+    # On the DBAPI connection: no BEGIN IMMEDIATE (a checkpoint runs outside
+    # any transaction), and TRUNCATE leaves the -wal file empty.
+    raw = engine.raw_connection()
+    try:
+        raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        raw.close()

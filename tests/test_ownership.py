@@ -125,7 +125,7 @@ def test_the_export_is_hers_alone_and_whole(desk: Desk, factory: sessionmaker[Se
         bodies[n] for n in ("x1", "x2", "x4", "x6"))
     everything = repr(sheets)
     assert untidy_desk.BOS_ID_NUMBER not in everything and "Bos fråga" not in everything
-    assert "203.0.113.6" not in everything  # Bo's IP, on the chat she wrote into
+    assert "198.18.7.7" not in everything  # Bo's IP, on the chat she wrote into
     assert files == desk.of("a1", "a3", "a4")
 
 

@@ -86,7 +86,7 @@ def build(session: Session) -> Desk:
                          content_type="text/csv", data=b"namn;adress\nAnna;ANNA@x.se\n", size=27))
     # Forum: her opener others replied to, others naming her, a +tag variant.
     add("p1", ForumPost(channel_id=forum, author_name=NAME, author_email="<anna@x.se>",
-                        author_ip="192.0.2.5", title="Annas cykel", body="Min cykel är trasig."))
+                        author_ip="198.18.7.5", title="Annas cykel", body="Min cykel är trasig."))
     add("p2", ForumPost(channel_id=forum, topic_id=desk.ids["p1"], parent_id=desk.ids["p1"],
                         author_name="Bo", author_email=BO, body="Prova ny slang."))
     add("a3", Attachment(forum_post_id=desk.ids["p1"], filename="cykel.jpg",
@@ -99,17 +99,17 @@ def build(session: Session) -> Desk:
                         title="Butiken", body="Från min andra adress."))
     # Chat: hers alone; Bo's with her in it; hers with Cia in it.
     add("s1", ChatSession(channel_id=chat, visitor_name=NAME, visitor_email=" anna@x.se",
-                          visitor_ip="203.0.113.5"))
+                          visitor_ip="198.18.7.6"))
     add("x1", ChatMessage(session_id=desk.ids["s1"], sender="visitor", body="Hej!"))
     add("x2", ChatMessage(session_id=desk.ids["s1"], sender="agent", body="Hej Anna!"))
     add("s2", ChatSession(channel_id=chat, visitor_name="Bo", visitor_email=BO,
-                          visitor_ip="203.0.113.6"))
+                          visitor_ip="198.18.7.7"))
     add("x3", ChatMessage(session_id=desk.ids["s2"], sender="visitor", body="Bo här."))
     add("x4", ChatMessage(session_id=desk.ids["s2"], sender="visitor",
                           sender_email="Anna <anna@x.se>", body="Och Anna här."))
     add("x5", ChatMessage(session_id=desk.ids["s2"], sender="agent", body="Hej båda!"))
     add("s3", ChatSession(channel_id=chat, visitor_name=NAME, visitor_email="ANNA@x.se",
-                          visitor_ip="203.0.113.7"))
+                          visitor_ip="198.18.7.8"))
     add("x6", ChatMessage(session_id=desk.ids["s3"], sender="visitor", body="Anna igen."))
     add("x7", ChatMessage(session_id=desk.ids["s3"], sender="visitor", sender_email="cia@z.se",
                           body="Cia här."))

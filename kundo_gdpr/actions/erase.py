@@ -11,10 +11,12 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from kundo_gdpr.desk import ChannelRef, Counts, EraseStep, Strategy, open_desk
+from kundo_gdpr.db import flush_stats
+from kundo_gdpr.desk import purge as desk_purge
 from kundo_gdpr.desk.mentions import LISTED
 from kundo_gdpr.desk.sql import add, zero_counts
 from kundo_gdpr.models import utcnow
@@ -38,10 +40,16 @@ def erase_subject(
     subject: str,
     channels: Sequence[ChannelRef],
     after_batch: AfterBatch | None = None,
+    purge: bool = True,
 ) -> Erased:
-    """Erase one subject of a request to the end; safe to call again after a crash."""
+    """Erase one subject of a request to the end; safe to call again after a crash.
+
+    Then (`purge`) the erased bytes are taken out of what the database keeps
+    beside its rows (WAL, full-text index, dead tuples: `desk.purge`).
+    """
     with factory() as session:
         progress = _start(session, store, strategy, request_id, subject, channels)
+        erased_now = progress.done_at is None
         if progress.done_at is None:
             desk = open_desk(store, session)
             steps = desk.erase(subject, channels, strategy, progress.names, dict(progress.cursor))
@@ -49,6 +57,7 @@ def erase_subject(
                 _record(progress, step)
                 if step.last:
                     progress.done_at = utcnow()
+                flush_stats(session)
                 session.commit()  # the batch and its counts, together
                 if after_batch is not None:
                     after_batch(progress.batches)
@@ -58,7 +67,10 @@ def erase_subject(
             if progress.done_at is None:  # no step, or a store that cannot tell the last
                 progress.done_at = utcnow()
                 session.commit()
-        return Erased(progress.counts, progress.mentions)
+        engine = session.get_bind()
+    if purge and erased_now and isinstance(engine, Engine):
+        desk_purge(store, engine)
+    return Erased(progress.counts, progress.mentions)
 
 
 def result(session: Session, request_id: int, subject: str) -> Erased | None:

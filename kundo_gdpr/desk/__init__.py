@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from kundo_gdpr.desk.protocol import (
@@ -21,13 +22,22 @@ from kundo_gdpr.desk.protocol import (
     OrganizationRef,
     Strategy,
 )
-from kundo_gdpr.desk.sql import SqlDesk
+from kundo_gdpr.desk.sql import SqlDesk, purge_tables
 
 REGISTRY: dict[str, Callable[[Session], DeskStore]] = {"sql": SqlDesk}
+# After an erase, outside any transaction: the erased bytes out of the
+# database's files (WAL, full-text index, dead tuples). A host desk in
+# another database registers its own, or nothing.
+PURGERS: dict[str, Callable[[Engine], None]] = {"sql": purge_tables}
 
 
 def open_desk(name: str, session: Session) -> DeskStore:
     return REGISTRY[name](session)
+
+
+def purge(name: str, engine: Engine) -> None:
+    if (purger := PURGERS.get(name)) is not None:
+        purger(engine)
 
 
 __all__ = [
@@ -42,4 +52,5 @@ __all__ = [
     "OrganizationRef",
     "Strategy",
     "open_desk",
+    "purge",
 ]

@@ -10,10 +10,10 @@ import dataclasses
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, select
+from sqlalchemy import ColumnElement, Engine, Select, and_, case, func, select
 from sqlalchemy.orm import Session
 
-from kundo_gdpr import identity
+from kundo_gdpr import db, identity
 from kundo_gdpr.desk import keys, mentions, owners, ownership, reviews, sql_erase
 from kundo_gdpr.desk.protocol import (
     DEFAULT,
@@ -44,6 +44,11 @@ MAIL_COLUMNS = ("conversation", "conversation_subject", "direction", "from", "to
 FORUM_COLUMNS = ("post", "channel", "topic", "title", "author_name", "author_ip", "date", "body")
 CHAT_COLUMNS = ("session", "channel", "visitor_ip", "sender", "date", "body")
 KINDS = ("mail", "forum", "chat")
+
+
+def purge_tables(engine: Engine) -> None:
+    """After an erase: see `kundo_gdpr.db.purge`."""
+    db.purge(engine, sql_erase.ERASED_TABLES)
 
 
 class SqlDesk:

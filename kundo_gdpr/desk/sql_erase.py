@@ -51,6 +51,9 @@ from kundo_gdpr.models import (
 # 10% of the erase at 1M items on SQLite, 5% on PostgreSQL (benchmarks/engines.py).
 BATCH = 5000
 Batch = dict[str, int]
+# The tables an erase deletes from or rewrites: what db.purge and db compact treat.
+ERASED_TABLES = ("forum_posts", "mail_conversations", "mail_messages", "chat_sessions",
+                 "chat_messages", "attachments")
 
 
 def item_kinds(kind: str, strategy: Strategy) -> tuple[str, ...]:
