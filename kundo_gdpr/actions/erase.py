@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from kundo_gdpr.desk import ChannelRef, Counts, EraseStep, Strategy, open_desk
 from kundo_gdpr.db import flush_stats
+from kundo_gdpr.desk import ChannelRef, Counts, EraseStep, Strategy, open_desk
 from kundo_gdpr.desk import purge as desk_purge
 from kundo_gdpr.desk.mentions import LISTED
 from kundo_gdpr.desk.sql import add, zero_counts
