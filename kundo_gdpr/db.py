@@ -45,9 +45,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # Attachments and chat messages are removed by ON DELETE CASCADE, which
     # SQLite ignores unless foreign keys are switched on per connection.
     cursor.execute("PRAGMA foreign_keys = ON")
-    # Deleted content is overwritten with zeros, not left in free space
-    # (an erased person's text must not stay in the file); see purge().
-    cursor.execute("PRAGMA secure_delete = ON")
     cursor.execute("PRAGMA journal_mode = WAL")
     cursor.execute("PRAGMA synchronous = NORMAL")
     cursor.execute("PRAGMA busy_timeout = 30000")
