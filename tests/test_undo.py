@@ -12,6 +12,7 @@ from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from kundo_gdpr.actions.vault import DESK_TABLES
+from kundo_gdpr.cli import main
 from kundo_gdpr.config import Config
 from kundo_gdpr.models import (
     Attachment,
@@ -30,6 +31,7 @@ from tests.conftest import make_config
 from tests.helpers import SV_ASSERTION, drop, outbox_messages, request_mail
 from tests.test_erase import covered, mentions  # noqa: F401  (fixture: others' items naming Alice)
 from tests.test_pipeline import ERASE_ALICE, run_all, worker_for
+from tests.test_web import MakeClient, _client, _csrf, _sign_in, _token, agents  # noqa: F401
 
 ERASE_BERTIL = (
     "Hej!\n\nVår kund bertil@example.org vill bli bortglömd. Radera allt i forum, "
@@ -189,3 +191,77 @@ def test_with_no_window_an_erase_is_final_at_once(
     (done,) = [m for m in outbox_messages(config.path("var/outbox"))
                if m["Subject"].endswith("Er begäran är utförd")]
     assert "ångra" not in done.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+
+
+async def test_an_admin_undoes_on_the_request_page_and_an_agent_cannot(
+    aiohttp_client: MakeClient, world: None, auto_config: Config, engine: Engine,
+    agents: None, factory: sessionmaker[Session],  # noqa: F811
+) -> None:
+    erase_by_mail(auto_config, engine, ERASE_ALICE)
+    with factory() as session:
+        page = f"/requests/{the_request(session).reference}"
+    anna = await _client(aiohttp_client, auto_config, engine)
+    await _sign_in(anna, "anna@kundo.se")
+    html = await (await anna.get(page)).text()
+    assert 'id="undo"' in html and "/undo" not in html.split('id="undo"')[1].split("</div>")[0]
+    refused = await anna.post(f"{page}/undo", data={"csrf": _csrf(html), "reason": "fel"})
+    assert refused.status == 403
+    adam = await _client(aiohttp_client, auto_config, engine)
+    await _sign_in(adam, "adam@kundo.se")
+    html = await (await adam.get(page)).text()
+    assert "The erasure can be undone until" in html and 'action="' + page + '/undo"' in html
+    done = await adam.post(f"{page}/undo", data={"csrf": _csrf(html), "reason": "fel person"},
+                           allow_redirects=False)
+    assert done.status == 303 and done.headers["Location"] == page
+    with factory() as session:
+        assert the_request(session).state == "undone"
+    again = await adam.post(f"{page}/undo", data={"csrf": await _token(adam, page),
+                                                  "reason": "igen"}, allow_redirects=False)
+    assert again.headers["Location"] == f"{page}?error=undo_not_erased"
+    html = await (await adam.get(again.headers["Location"])).text()
+    assert "Only a done erasure can be undone." in html
+    with factory() as session:
+        actions = [e.action for e in session.scalars(select(Event).order_by(Event.id))]
+    assert "undone" in actions and actions[-1] == "undo_refused"
+
+
+async def test_an_undo_on_the_page_after_the_window_is_refused_and_says_so(
+    aiohttp_client: MakeClient, world: None, auto_config: Config, engine: Engine,
+    agents: None, factory: sessionmaker[Session],  # noqa: F811
+) -> None:
+    start = dt.datetime(2026, 11, 23, 9, 0, tzinfo=dt.UTC)
+    with time_machine.travel(start, tick=False):
+        erase_by_mail(auto_config, engine, ERASE_ALICE)
+    with factory() as session:
+        page = f"/requests/{the_request(session).reference}"
+    with time_machine.travel(start + dt.timedelta(hours=80)):
+        adam = await _client(aiohttp_client, auto_config, engine)
+        await _sign_in(adam, "adam@kundo.se")
+        html = await (await adam.get(page)).text()
+        assert "The time to undo ended at 2026-11-26 09:00 UTC" in html
+        response = await adam.post(f"{page}/undo", data={"csrf": _csrf(html), "reason": "fel"},
+                                   allow_redirects=False)
+        assert response.headers["Location"] == f"{page}?error=undo_window_closed"
+    with factory() as session:
+        assert the_request(session).state == "done"
+        (event,) = session.scalars(select(Event).where(Event.action == "undo_refused"))
+        assert event.detail["closed_at"] == "2026-11-26T09:00:00+00:00"
+
+
+def test_requests_undo_on_the_command_line_restores_and_then_refuses(
+    world: None, auto_config: Config, engine: Engine, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    before = checksums(engine)
+    erase_by_mail(auto_config, engine, ERASE_ALICE)
+    with Session(engine) as session:
+        reference = the_request(session).reference
+    assert reference
+    config_file = tmp_path / "config.toml"
+    config_file.write_text(f'[database]\nurl = "{auto_config.database.url}"\n', encoding="utf-8")
+    args = ["--config", str(config_file), "requests", "undo", reference, "--by", "adam"]
+    assert main([*args, "--reason", "fel person"]) == 0
+    assert f"{reference} is now undone" in capsys.readouterr().out
+    assert checksums(engine) == before
+    assert main([*args, "--reason", "igen"]) == 1
+    assert "only a done erasure can be undone" in capsys.readouterr().err

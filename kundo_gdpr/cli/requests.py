@@ -133,21 +133,16 @@ def _decide(config: Config, reference: str, action: Callable[[Session, Request],
 
 
 def cmd_requests_undo(args: argparse.Namespace, config: Config) -> int:
-    with open_session(config) as session:
-        with session.begin():
-            try:
-                request = decide.find(session, args.reference)
-            except decide.ReviewError:
-                return no_such(args.reference)
-            try:
-                restored = undo.undo(session, config, request, args.by, args.reason)
-            except undo.UndoRefused as exc:
-                failure = exc
-            else:
-                total = sum(restored.values())
-                print(f"{request.reference} is now {request.state}: {total} rows restored")
-                return 0
-        with session.begin():
-            undo.refused(session, decide.find(session, args.reference), args.by, failure)
-    print(f"kundo-gdpr: {args.reference}: {undo.explain(failure)}", file=sys.stderr)
-    return 1
+    with open_session(config) as session, session.begin():
+        try:
+            request = decide.find(session, args.reference)
+        except decide.ReviewError:
+            return no_such(args.reference)
+        try:
+            restored = undo.undo(session, config, request, args.by, args.reason)
+        except undo.UndoRefused as exc:  # nothing was changed: record why, and commit that
+            undo.refused(session, request, args.by, exc)
+            print(f"kundo-gdpr: {args.reference}: {undo.explain(exc)}", file=sys.stderr)
+            return 1
+        print(f"{request.reference} is now {request.state}: {sum(restored.values())} rows restored")
+    return 0

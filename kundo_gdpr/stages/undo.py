@@ -26,7 +26,7 @@ from kundo_gdpr.replies.outbox import queue_reply
 
 log = logging.getLogger(__name__)
 
-__all__ = ["UndoRefused", "close_due", "explain", "refused", "undo"]
+__all__ = ["UndoRefused", "close_due", "explain", "refused", "undo", "view"]
 
 
 def undo(
@@ -35,9 +35,9 @@ def undo(
 ) -> dict[str, int]:
     """Restore the request's erase; the rows restored per table.
 
-    Raises `UndoRefused` (having changed nothing) when the request was not
+    Raises `UndoRefused` having changed nothing when the request was not
     erased, the window has closed, or later changes overlap; the caller
-    records that with `refused` in its own transaction.
+    records that with `refused` (the same transaction may commit it).
     """
     now = now or utcnow()
     if request.state != DONE or "erase" not in request.kinds:
@@ -55,6 +55,15 @@ def undo(
         context = reply_context(session, request, reason=reason, restored=restored)
         queue_reply(session, config, request, "undone", context)
     return restored
+
+
+def view(session: Session, request: Request) -> dict[str, Any] | None:
+    """The request's safety window for the request page; None: it never had one."""
+    window = vault.window_of(session, request.id)
+    if window is None:
+        return None
+    is_open = window.key is not None and request.state == DONE and utcnow() < window.closes_at
+    return {"open": is_open, "until": window.closes_at, "undone_at": window.undone_at}
 
 
 def refused(session: Session, request: Request, actor: str, exc: UndoRefused) -> None:

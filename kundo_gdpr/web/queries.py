@@ -23,7 +23,7 @@ from kundo_gdpr.models import (
     utcnow,
 )
 from kundo_gdpr.models.queue import DONE, OPEN_STATES, REQUEST_STATES
-from kundo_gdpr.stages import decide
+from kundo_gdpr.stages import decide, undo
 
 __all__ = ["DUE_FILTERS", "REQUEST_STATES", "detail", "overview", "queue"]
 
@@ -102,6 +102,7 @@ def detail(session: Session, config: Config, reference: str) -> dict[str, Any] |
         "findings": [_finding(f) for f in r.findings],
         "result": r.result or {},
         "preview": decide.preview(session, config, r) if r.state in OPEN_STATES else {},
+        "undo": undo.view(session, r),
         "mail": mail_view(r.inbound_mail.raw),
         "events": [{"at": e.at, "actor": e.actor, "action": e.action, "detail": e.detail}
                    for e in events],
