@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from kundo_gdpr.config import Config
 from kundo_gdpr.models import Attachment, Channel, ForumPost, Organization, OutboundMail
+from kundo_gdpr.replies.transports import eml_name
 from tests.helpers import drop, request_mail
 from tests.test_pipeline import EXPORT_BERTIL, auto_config, run_all, worker_for
 
@@ -22,9 +23,13 @@ __all__ = ["auto_config"]  # the fixture, used by name
 BERTIL = "bertil@example.org"
 
 
-def done_mail(engine: Engine) -> EmailMessage:
+def done_mail(engine: Engine, config: Config) -> EmailMessage:
+    """The done reply as the editor received it (the outbox folder's file): the
+    stored copy in the database keeps no attachment bytes once it is sent."""
     with Session(engine) as session:
-        raw = session.scalars(select(OutboundMail.raw).where(OutboundMail.purpose == "done")).one()
+        message_id = session.scalars(
+            select(OutboundMail.message_id).where(OutboundMail.purpose == "done")).one()
+    raw = (config.path(config.outbox.folder.path) / eml_name(message_id)).read_bytes()
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     assert isinstance(msg, EmailMessage)
     return msg
@@ -38,7 +43,8 @@ def test_without_attachments_the_reply_carries_the_xlsx_and_the_json(
     drop(auto_config.path("var/inbox"),
          request_mail("olle@bokhandeln.se", EXPORT_BERTIL, subject="Data export"), "x1")
     run_all(worker_for(auto_config, engine))
-    files = {a.get_filename(): a.get_content() for a in done_mail(engine).iter_attachments()}
+    sent = done_mail(engine, auto_config)
+    files = {a.get_filename(): a.get_content() for a in sent.iter_attachments()}
     assert sorted(name.rsplit(".", 1)[1] for name in files) == ["json", "xlsx"]
     (xlsx,) = [v for k, v in files.items() if k.endswith(".xlsx")]
     (js,) = [v for k, v in files.items() if k.endswith(".json")]
@@ -64,7 +70,7 @@ def test_attachments_go_in_the_zip_under_safe_names(
     drop(auto_config.path("var/inbox"),
          request_mail("olle@bokhandeln.se", EXPORT_BERTIL, subject="Data export"), "x1")
     run_all(worker_for(auto_config, engine))
-    (attachment,) = list(done_mail(engine).iter_attachments())
+    (attachment,) = list(done_mail(engine, auto_config).iter_attachments())
     archive = zipfile.ZipFile(io.BytesIO(attachment.get_content()))
     names = archive.namelist()
     assert all(not n.startswith("/") and ".." not in n.split("/") for n in names)
