@@ -10,12 +10,11 @@ is final.
 from __future__ import annotations
 
 import datetime as dt
-import logging
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from kundo_gdpr import audit
+from kundo_gdpr import audit, db
 from kundo_gdpr.actions import vault
 from kundo_gdpr.actions.vault import UndoRefused
 from kundo_gdpr.config import Config
@@ -23,8 +22,6 @@ from kundo_gdpr.models import Request, utcnow
 from kundo_gdpr.models.queue import DONE, UNDONE
 from kundo_gdpr.replies.context import reply_context
 from kundo_gdpr.replies.outbox import queue_reply
-
-log = logging.getLogger(__name__)
 
 __all__ = ["UndoRefused", "close_due", "explain", "refused", "undo", "view"]
 
@@ -104,17 +101,6 @@ def close_due(factory: sessionmaker[Session], now: dt.datetime | None = None) ->
                          closes_at=window.closes_at.isoformat())
             closed += 1
     if closed:
-        _checkpoint(factory)
+        # The deleted keys and batches out of the WAL (SQLite) and dead tuples (PostgreSQL).
+        db.purge(factory.kw["bind"], ["vault_batches", "undo_windows"])
     return closed
-
-
-def _checkpoint(factory: sessionmaker[Session]) -> None:
-    # SQLite: the deleted pages are zeroed (secure_delete) in the WAL; this
-    # writes them into the file and empties the WAL, so no copy of a key or
-    # an image is left in either.
-    # Outside a transaction: a checkpoint cannot finish inside one.
-    engine = factory.kw["bind"]
-    if engine.dialect.name != "sqlite":
-        return
-    with engine.connect() as conn:
-        conn.connection.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
