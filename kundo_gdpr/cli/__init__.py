@@ -11,12 +11,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kundo_gdpr import config as config_module
-from kundo_gdpr.cli import agents, check, db, outbox, parse, requests, service
+from kundo_gdpr.cli import agents, check, db, holds, outbox, parse, requests, service
 from kundo_gdpr.cli.common import Handler
 from kundo_gdpr.config import ConfigError
 
 # The command groups, in the order `--help` lists them.
-GROUPS = (service, parse, check, db, requests, outbox, agents)
+GROUPS = (service, parse, check, db, requests, outbox, agents, holds)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from kundo_gdpr import audit
-from kundo_gdpr.actions import erase, package, vault
+from kundo_gdpr.actions import erase, holds, package, vault
 from kundo_gdpr.actions.export import ExportHeader
 from kundo_gdpr.actions.links import discard as discard_exports
 from kundo_gdpr.config import Config
@@ -83,22 +83,51 @@ def prepare_request(
         desk = open_desk(config.desk.store, session)
         channels = covered_channels(session, desk, request)
         subjects, kinds = [s.email for s in request.subjects], list(request.kinds)
+        kept = _held(session, request, subjects, channels) if "erase" in kinds else {}
         if "erase" in kinds and not erase.started(session, request_id):
             # Written before the first batch: a restore after it can be replayed.
-            ledger.record(config, request, channels, config.erase)
+            # Never with a held channel: a replay must not take what a hold keeps.
+            held_any = {i for ids in kept.values() for i in ids}
+            ledger.record(config, request, [c for c in channels if c.id not in held_any],
+                          config.erase)
         # Export before erase: a request for both must not export an empty desk.
         if "export" in kinds and "export" not in (request.result or {}):
             request.result = {**(request.result or {}),
                               "export": _export(session, config, desk, request, channels)}
     if "erase" in kinds:
         # The safety window: each batch's before images go to the request's vault.
-        kept = vault.watched(factory, request_id, config.erase.undo_hours)
+        watched = vault.watched(factory, request_id, config.erase.undo_hours)
         for subject in subjects:
-            erase.erase_subject(kept, config.desk.store, config.erase, request_id, subject,
-                                channels, after_batch)
+            erasable = [c for c in channels if c.id not in kept[subject]]
+            erase.erase_subject(watched, config.desk.store, config.erase, request_id, subject,
+                                erasable, after_batch)
         with factory.begin() as session:  # no earlier export of theirs outlives the erase
             for subject in subjects:
                 discard_exports(session, config, subject, request_id)
+
+
+def _held(
+    session: Session, request: Request, subjects: list[str], channels: list[ChannelRef],
+) -> dict[str, set[int]]:
+    """The channels held per subject (legal holds), decided once and kept in the
+    result: a resumed run skips the same channels even if a hold ended since."""
+    result = dict(request.result or {})
+    if "held" not in result:
+        result["held"] = {s: [h.as_dict() for h in holds.held(
+            session, request.organization_id, s, channels)] for s in subjects}
+        request.result = result
+    return {s: {h["channel_id"] for h in result["held"].get(s, [])} for s in subjects}
+
+
+def _kept_counts(session: Session, config: Config, request: Request,
+                 held: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
+    """Each held channel with the subject's items in it (what the erase kept)."""
+    desk = open_desk(config.desk.store, session)
+    by_id = {c.id: c for c in covered_channels(session, desk, request)}
+    return {subject: [{**h, "counts": desk.count(subject, [by_id[h["channel_id"]]],
+                                                 config.erase).get(h["kind"], {})}
+                      for h in entries if h["channel_id"] in by_id]
+            for subject, entries in held.items()}
 
 
 def run_request(session: Session, config: Config, request: Request) -> None:
@@ -114,6 +143,7 @@ def run_request(session: Session, config: Config, request: Request) -> None:
             raise StateError(f"{request.reference}: the erase has not finished")
         result["mentions"] = {s: e.mentions for s, e in erased.items() if e}
         result["erase"] = {s: e.counts for s, e in erased.items() if e}
+        result["held"] = _kept_counts(session, config, request, result.get("held", {}))
     request.result = result
     request.state = DONE
     request.done_at = utcnow()

@@ -1,4 +1,4 @@
-"""Undo (the safety window) on the request page; an admin's action.
+"""Undo (the safety window) on the request page, and the legal holds page; admins act.
 
 The handlers read the form and pick the page; what undo does is in
 `kundo_gdpr.stages.undo`, one transaction, and a refusal is recorded in its own.
@@ -6,14 +6,19 @@ The handlers read the form and pick the page; what undo does is in
 
 from __future__ import annotations
 
+import datetime as dt
+from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kundo_gdpr.actions import holds
+from kundo_gdpr.models import Channel, Organization
 from kundo_gdpr.stages import decide, undo
 from kundo_gdpr.stages.decide import ReviewError
-from kundo_gdpr.web.base import AGENT, CONFIG, LANG, in_db
+from kundo_gdpr.web.base import AGENT, CONFIG, LANG, in_db, render
 from kundo_gdpr.web.i18n import strings
 
 routes = web.RouteTableDef()
@@ -49,3 +54,65 @@ async def undo_erase(request: web.Request) -> web.Response:
     if failure is not None:
         raise web.HTTPSeeOther(f"{page}?error=undo_{failure.reason}")
     raise web.HTTPSeeOther(page)
+
+
+# -- legal holds ---------------------------------------------------------------------
+
+
+def _holds_page(session: Session) -> dict[str, Any]:
+    orgs = session.execute(select(Organization.slug, Organization.name)
+                           .order_by(Organization.name)).all()
+    channels = session.execute(select(Channel.id, Channel.name, Organization.slug)
+                               .join(Organization).order_by(Organization.name, Channel.name)).all()
+    return {"rows": holds.listed(session, include_ended=True),
+            "organizations": [{"slug": o.slug, "name": o.name} for o in orgs],
+            "channels": [{"id": c.id, "name": c.name, "organization": c.slug} for c in channels]}
+
+
+@routes.get("/holds")
+async def holds_page(request: web.Request) -> web.Response:
+    data = await in_db(request, _holds_page)
+    error = request.query.get("error")
+    known = error if error and f"error_hold_{error}" in strings(request[LANG]) else None
+    return render(request, "holds.html", error=known, done=request.query.get("done"), **data)
+
+
+def _admin(request: web.Request) -> str:
+    agent = request[AGENT]
+    assert agent is not None
+    if not agent.is_admin:
+        raise web.HTTPForbidden(text=strings(request[LANG])["error_hold_admin_only"])
+    return str(agent.email)
+
+
+@routes.post("/holds")
+async def hold_add(request: web.Request) -> web.Response:
+    actor = _admin(request)
+    form = await request.post()
+    try:
+        until = dt.datetime.combine(dt.date.fromisoformat(str(form.get("until", ""))),
+                                    dt.time(), dt.UTC)
+    except ValueError as exc:
+        raise web.HTTPSeeOther("/holds?error=bad_date") from exc
+    channel = str(form.get("channel", "")) or None
+
+    def work(session: Session) -> None:
+        holds.add(session, str(form.get("organization", "")), str(form.get("subject", "")),
+                  str(form.get("reason", "")), until, actor, channel=channel)
+
+    try:
+        await in_db(request, work)
+    except holds.HoldError as exc:
+        raise web.HTTPSeeOther(f"/holds?error={exc.code}") from exc
+    raise web.HTTPSeeOther("/holds?done=added")
+
+
+@routes.post(r"/holds/{hold:\d+}/end")
+async def hold_end(request: web.Request) -> web.Response:
+    actor = _admin(request)
+    hold_id = int(request.match_info["hold"])
+    try:
+        await in_db(request, lambda s: holds.end(s, hold_id, actor))
+    except holds.HoldError as exc:
+        raise web.HTTPSeeOther(f"/holds?error={exc.code}") from exc
+    raise web.HTTPSeeOther("/holds?done=ended")
