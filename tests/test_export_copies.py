@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from kundo_gdpr.actions import links
 from kundo_gdpr.config import Config
-from kundo_gdpr.models import Event, Export, OutboundMail
+from kundo_gdpr.models import Event, Export, OutboundMail, Request
 from kundo_gdpr.replies.transports import eml_name
+from kundo_gdpr.stages import decide
 from tests.helpers import SV_ASSERTION, drop, request_mail
 from tests.test_pipeline import EXPORT_BERTIL, auto_config, run_all, worker_for
 
@@ -80,3 +81,23 @@ def test_an_erase_of_the_subject_deletes_their_kept_export(
         assert kept is not None and kept.deleted_at is not None
         deleted = session.scalars(select(Event).where(Event.action == "export_deleted")).one()
         assert deleted.detail["reason"] == "erased"
+
+
+def test_a_resent_done_reply_carries_the_export_while_it_is_kept(
+    world: None, auto_config: Config, engine: Engine, factory: sessionmaker[Session],
+) -> None:
+    done, export = _export_done(auto_config, engine)
+    with factory.begin() as session:
+        request = session.scalars(select(Request)).one()
+        copy = decide.resend(session, auto_config, request, decide.Actor("agent@kundo.se"),
+                             done.id)
+        copy_id = copy.message_id
+    run_all(worker_for(auto_config, engine))
+    eml = auto_config.path("var/outbox") / eml_name(copy_id)
+    ((name, data),) = _attachments(eml.read_bytes())
+    assert name == export.filename and data == Path(export.path).read_bytes()
+    with factory() as session:
+        stored = session.scalars(select(OutboundMail).where(
+            OutboundMail.message_id == copy_id)).one()
+        ((name, _),) = _attachments(stored.raw)
+        assert name.endswith(".removed.txt")

@@ -6,6 +6,7 @@ import email
 import email.policy
 import io
 import json
+import unicodedata
 import zipfile
 from email.message import EmailMessage
 
@@ -64,7 +65,10 @@ def test_attachments_go_in_the_zip_under_safe_names(
         assert post
         odd = Attachment(forum_post_id=post.id, filename="../../etc/pass\\wd:åäö.txt",
                          data=b"secret-ish", size=10)
-        session.add(odd)
+        # Right-to-left override: would show as "…exe.jpg"; and a zero-width space.
+        tricky = Attachment(forum_post_id=post.id, filename="bild\u202egpj.exe\u200b",
+                            data=b"x", size=1)
+        session.add_all([odd, tricky])
         session.flush()
         odd_id = odd.id
     drop(auto_config.path("var/inbox"),
@@ -74,6 +78,8 @@ def test_attachments_go_in_the_zip_under_safe_names(
     archive = zipfile.ZipFile(io.BytesIO(attachment.get_content()))
     names = archive.namelist()
     assert all(not n.startswith("/") and ".." not in n.split("/") for n in names)
+    assert all(unicodedata.category(c) not in ("Cc", "Cf") for n in names for c in n)
+    assert any(n.endswith("-bild_gpj.exe_") for n in names)
     (mine,) = [n for n in names if n.endswith("wd_åäö.txt")]
     assert archive.read(mine) == b"secret-ish"
     # A Windows path too: only the last part of the name is kept.

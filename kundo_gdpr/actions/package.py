@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+import unicodedata
 import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from kundo_gdpr.replies.render import FileAttachment
 
 CONTENT_TYPES = {".xlsx": XLSX, ".json": JSON, ".zip": ZIP}
 _UNSAFE = re.compile(r"[\x00-\x1f\\/:*?\"<>|]")
+# Control, format (bidi marks and overrides, zero-width), line/paragraph separators.
+_INVISIBLE = frozenset({"Cc", "Cf", "Zl", "Zp"})
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,9 @@ def _chain(first: tuple[str, int, str, bytes],
 
 
 def _safe(filename: str) -> str:
-    """A file name that stays inside attachments/ whatever the customer called it."""
-    name = _UNSAFE.sub("_", PurePosixPath(filename.replace("\\", "/")).name).strip(". ")
+    """A file name that stays inside attachments/ whatever the customer called it,
+    and reads as it is: no control, bidirectional or other invisible format
+    character (U+202E would show "gpj.exe" as "exe.jpg")."""
+    visible = "".join("_" if unicodedata.category(c) in _INVISIBLE else c for c in filename)
+    name = _UNSAFE.sub("_", PurePosixPath(visible.replace("\\", "/")).name).strip(". ")
     return name or "file"

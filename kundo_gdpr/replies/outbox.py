@@ -22,7 +22,7 @@ from kundo_gdpr.db import claim
 from kundo_gdpr.models import OutboundMail, Request, utcnow
 from kundo_gdpr.models.queue import HELD, QUEUED, SEND_FAILED, SENT
 from kundo_gdpr.replies.render import Envelope, FileAttachment, make_message, new_message_id
-from kundo_gdpr.replies.stored import without_attachments
+from kundo_gdpr.replies.stored import refilled, without_attachments
 from kundo_gdpr.replies.transports import Transport, TransportError
 
 # Set on every reply we send, so a reply fed back into our inbox is known as ours.
@@ -157,7 +157,8 @@ def deliver_one(factory: sessionmaker[Session], config: Config, transport: Trans
 def _attempt(session: Session, config: Config, transport: Transport, row: OutboundMail) -> None:
     row.attempts += 1
     try:
-        transport.send(config.service.support_addresses[0], row.to_addr, row.raw, row.message_id)
+        transport.send(config.service.support_addresses[0], row.to_addr,
+                       refilled(session, row), row.message_id)
     except TransportError as exc:
         row.last_error = str(exc)
         if exc.permanent or row.attempts >= config.outbox.max_attempts:
