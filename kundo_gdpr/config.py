@@ -103,8 +103,10 @@ class PolicyConfig:
     erase_needs_second_agent: bool = False
     # Who may download an export file from the request page.
     export_download: Literal["admins", "agents"] = "admins"
-    # An erasure touching more items than this needs the subject's address typed to approve.
+    # An erasure touching more items than this needs the subject's address typed to approve,
+    # and (as one touching more subjects than review_subjects_above) an admin's review.
     review_erase_above: int = 500
+    review_subjects_above: int = 5
 
 
 @dataclass(frozen=True)

@@ -437,7 +437,7 @@ def test_all_data_next_to_a_named_channel_covers_all_three_but_waits_for_an_agen
     factory: sessionmaker[Session],
 ) -> None:
     body = (
-        "Hej!\n\nRadera alla uppgifter om alice@example.com i forumet.\n\n"
+        "Hej!\n\nRadera alla uppgifter om alice@example.com och foruminläggen.\n\n"
         f"{SV_ASSERTION}\n\nMed vänliga hälsningar\nEva\n"
     )
     raw = sign(request_mail("eva@cykelbolaget.se", body), "cykelbolaget.se", keys)

@@ -7,7 +7,7 @@ from email.message import EmailMessage
 
 import pytest
 
-from kundo_gdpr.intake import html_text, mime, phrases, quotes
+from kundo_gdpr.intake import channels, html_text, mime, phrases, quotes
 from kundo_gdpr.intake.parse import parse
 from kundo_gdpr.intake.result import ParsedMail
 
@@ -16,6 +16,11 @@ ROWS_BY_KIND = [(kind, word) for kind, words in phrases.KIND_WORDS.items() for w
 ROWS_BY_CHANNEL = [(ch, word) for ch, words in phrases.CHANNEL_WORDS.items() for word in words]
 # "forum posts" inside "forum postsbox" still says "forum"; only one-word rows can be glued.
 ONE_WORD_CHANNEL_ROWS = [(ch, word) for ch, word in ROWS_BY_CHANNEL if " " not in word]
+# "Inlägg" and "ärende" name their channel inside any compound (intake/channels.py).
+GLUABLE_CHANNEL_ROWS = [
+    (ch, word) for ch, word in ONE_WORD_CHANNEL_ROWS
+    if channels.POSTS_PART not in word and channels.CASES_PART not in word
+]
 
 
 def _parse(body: str, subject: str = "Fråga", headers: dict[str, str] | None = None) -> ParsedMail:
@@ -84,9 +89,9 @@ def test_each_channel_word_selects_its_channel(channel: str, word: str) -> None:
     assert parsed.channels == (channel,)
 
 
-@pytest.mark.parametrize(("channel", "word"), ONE_WORD_CHANNEL_ROWS)
+@pytest.mark.parametrize(("channel", "word"), GLUABLE_CHANNEL_ROWS)
 def test_a_channel_word_inside_a_longer_word_is_not_a_channel(channel: str, word: str) -> None:
-    parsed = _parse(f"Radera {_spoken(word)}box för alice@example.com.\n{SV_ASSERTION}")
+    parsed = _parse(f"Radera xq{_spoken(word)} för alice@example.com.\n{SV_ASSERTION}")
     assert parsed.channels == ()
     assert "no_channel" in parsed.problems
 
@@ -108,9 +113,25 @@ def test_an_all_data_phrase_selects_every_channel(phrase: str) -> None:
 def test_an_all_data_phrase_next_to_a_named_channel_widens_to_all_and_says_so(
     phrase: str,
 ) -> None:
-    parsed = _parse(f"Radera {_spoken(phrase)} i forumet om alice@example.com.\n{SV_ASSERTION}")
+    parsed = _parse(f"Radera {_spoken(phrase)} och foruminläggen om alice@example.com.\n"
+                    f"{SV_ASSERTION}")
     assert parsed.channels == phrases.CHANNELS_ALL
     assert "channels_widened" in parsed.problems
+
+
+@pytest.mark.parametrize("phrase", phrases.ALL_CHANNELS_WORDS)
+@pytest.mark.parametrize(
+    ("scope", "channels"),
+    [("i forumet", ("forum",)), ("i vår chatt", ("chat",)), ("in our forum", ("forum",)),
+     ("från mejlen och chatten", ("mail", "chat")), ("on the chat", ("chat",))],
+)
+def test_a_scope_phrase_narrows_all_data_to_its_channel(
+    phrase: str, scope: str, channels: tuple[str, ...]
+) -> None:
+    parsed = _parse(f"Radera {_spoken(phrase)} alice@example.com skrivit {scope}.\n"
+                    f"{SV_ASSERTION}")
+    assert parsed.channels == channels
+    assert "channels_widened" not in parsed.problems
 
 
 def test_all_three_channels_named_beside_all_data_is_not_widened() -> None:

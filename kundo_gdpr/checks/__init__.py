@@ -21,6 +21,13 @@ from kundo_gdpr.checks.base import (
     CheckContext,
     Finding,
 )
+from kundo_gdpr.checks.doubts import (
+    ADMIN_FINDINGS,
+    KindDoubt,
+    LargeErase,
+    SubjectIsStaff,
+    SubjectNotFound,
+)
 from kundo_gdpr.checks.mail import ConfirmationReply, MachineMail, OwnMail, is_own_mail
 from kundo_gdpr.checks.request import Assertion, Channels, Kinds, Subjects
 from kundo_gdpr.checks.sender import Answerable, Authenticity, OneSender
@@ -37,6 +44,10 @@ PIPELINE: tuple[Check, ...] = (
     Channels(),
     Editor(),
     Answerable(),
+    KindDoubt(),
+    SubjectIsStaff(),
+    SubjectNotFound(),
+    LargeErase(),
 )
 
 
@@ -57,6 +68,7 @@ def verdict(findings: Sequence[Finding]) -> str:
 
 
 __all__ = [
+    "ADMIN_FINDINGS",
     "IGNORE",
     "INFO",
     "PIPELINE",

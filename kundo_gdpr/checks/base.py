@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from kundo_gdpr.config import Config
 from kundo_gdpr.desk import ChannelRef, DeskStore, EditorRef
 from kundo_gdpr.intake.parse import ParseError, parse
+from kundo_gdpr.intake.result import ParsedMail
 from kundo_gdpr.models import Request
 
 # What a finding does to the request, strongest first.
@@ -41,16 +42,22 @@ class CheckContext:
     covered: list[ChannelRef] = field(default_factory=list)
     not_covered: list[ChannelRef] = field(default_factory=list)
     organization_id: int | None = None
+    # Items per subject in the covered channels, once counted (checks.doubts).
+    totals: dict[str, int] | None = None
 
     @functools.cached_property
-    def text(self) -> str | None:
-        """The mail's new text as the parser reads it, parsed once for every
-        check that reads it; None when the mail cannot be parsed."""
+    def parsed(self) -> ParsedMail | None:
+        """The mail as the parser reads it, parsed once for every check that
+        reads it; None when the mail cannot be parsed."""
         try:
-            raw = self.request.inbound_mail.raw
-            return parse(raw, self.config.service.support_addresses).text
+            return parse(self.request.inbound_mail.raw, self.config.service.support_addresses)
         except ParseError:
             return None
+
+    @property
+    def text(self) -> str | None:
+        """The mail's new text; None when the mail cannot be parsed."""
+        return None if self.parsed is None else self.parsed.text
 
 
 class Check(Protocol):

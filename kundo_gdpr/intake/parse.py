@@ -18,9 +18,11 @@ from email.message import EmailMessage, Message
 from email_validator import EmailNotValidError, validate_email
 
 from kundo_gdpr.intake import mime, normalise, phrases, quotes
+from kundo_gdpr.intake.channels import read_channels
 from kundo_gdpr.intake.html_text import html_to_text
+from kundo_gdpr.intake.kinds import read_kinds
 from kundo_gdpr.intake.mime import MAX_TEXT_BYTES, body_text, transfer_decode
-from kundo_gdpr.intake.result import ParsedMail
+from kundo_gdpr.intake.result import Doubt, ParsedMail
 
 FORWARD_PREFIX = re.compile(r"^\s*(?:(?:re|sv|aw)\s*:\s*)*(?:fwd?|vb|wg)\s*:", re.IGNORECASE)
 REPLY_PREFIX = re.compile(r"^\s*(?:(?:re|sv|aw|fwd?|vb|wg)\s*:\s*)+", re.IGNORECASE)
@@ -77,13 +79,17 @@ def _parse(msg: Message, tree: Message, support: tuple[str, ...]) -> ParsedMail:
         normalise.text(forwarded_from.group(1)) if forwarded_from else "")]
     for attached in mime.forwarded_mails(tree):
         forwarded_senders += mime.senders(attached)
-    unsigned = quotes.without_signature(new)
+    unsigned = quotes.without_signature(new, phrases.REQUEST_PATTERN)
     assertion = has_assertion(new)
     topic = REPLY_PREFIX.sub("", subject_line)
-    kinds = _kinds(topic + "\n" + new)
-    channels, widened = _channels(topic + "\n" + unsigned)
+    reading = read_kinds(topic + "\n\n" + unsigned)
+    kinds = reading.kinds
+    doubts = [Doubt("kind_doubt", words) for words in reading.doubts]
+    channels, widened = read_channels(_without_addresses(topic + "\n" + unsigned))
     excluded = {*support, *([sender] if sender else [])}
-    subjects, invalid = _subjects(unsigned, forwarded_senders, excluded)
+    own_domain = sender.rpartition("@")[2] if sender else None
+    subjects, invalid, staff = _subjects(unsigned, forwarded_senders, excluded, own_domain)
+    doubts += staff
     if is_machine_mail(msg, sender, tree):
         problems.append("auto_reply")
     if not assertion:
@@ -115,6 +121,7 @@ def _parse(msg: Message, tree: Message, support: tuple[str, ...]) -> ParsedMail:
         references=tuple(_header(msg, "References").split()),
         reply_to=_header(msg, "Reply-To").strip() or None,
         attachments=tuple(mime.attachments(tree)),
+        doubts=tuple(doubts),
     )
 
 
@@ -189,42 +196,52 @@ def has_assertion(text: str) -> bool:
     return any(sentence in flat for sentence in phrases.ASSERTIONS)
 
 
-def _kinds(text: str) -> tuple[str, ...]:
-    return tuple(k for k, pattern in phrases.KIND_PATTERNS.items() if pattern.search(text))
-
-
-def _channels(text: str) -> tuple[tuple[str, ...], bool]:
-    """Channels named in `text`, and whether an "all data" phrase widened them.
-
-    "All data" means all three channels, as the issue's table says, even when
-    some channels are named too ("radera allt i forumet"). That reading erases
-    more than the named channels, so it is reported (`channels_widened`) and
-    such a request always goes to an agent, who sees why.
-    """
-    plain = phrases.NOT_CHANNEL_PATTERN.sub(" ", ADDRESS_LIKE.sub(" ", text))
-    named = tuple(k for k, pattern in phrases.CHANNEL_PATTERNS.items() if pattern.search(plain))
-    if phrases.ALL_CHANNELS_PATTERN.search(plain):
-        return phrases.CHANNELS_ALL, bool(named) and named != phrases.CHANNELS_ALL
-    return named, False
+def _without_addresses(text: str) -> str:
+    return phrases.NOT_CHANNEL_PATTERN.sub(" ", ADDRESS_LIKE.sub(" ", text))
 
 
 def _subjects(
-    text: str, forwarded_senders: list[str], excluded: set[str]
-) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    candidates = [m.group(0) for m in ADDRESS_LIKE.finditer(text)] + forwarded_senders
+    text: str, forwarded_senders: list[str], excluded: set[str], own_domain: str | None
+) -> tuple[tuple[str, ...], tuple[str, ...], list[Doubt]]:
+    """Valid and invalid subject addresses, and the staff-like ones the text names.
+
+    Role addresses (dpo@, info@, ...) and addresses at the sender's own domain
+    are colleagues and functions, not customers: left out, unless their line
+    names them as the person ("radera kunden info@..."), and then a doubt.
+    """
+    candidates = [(m.group(0), _line_at(text, m.start())) for m in ADDRESS_LIKE.finditer(text)]
+    candidates += [(address, "") for address in forwarded_senders]
     valid: list[str] = []
     invalid: list[str] = []
-    for candidate in candidates:
+    staff: list[Doubt] = []
+    for candidate, line in candidates:
         address = normalise.address(candidate)
         if address in excluded or address in valid or address in invalid:
             continue
+        if _staff_like(address, own_domain):
+            if not phrases.PERSON_PATTERN.search(ADDRESS_LIKE.sub(" ", line)):
+                continue
+            staff.append(Doubt("subject_is_staff", line.strip(), address))
         try:
             validate_email(address, check_deliverability=False)
         except EmailNotValidError:
             invalid.append(address)
             continue
         valid.append(address)
-    return tuple(valid), tuple(invalid)
+    return tuple(valid), tuple(invalid), staff
+
+
+def _staff_like(address: str, own_domain: str | None) -> bool:
+    local, _, domain = address.rpartition("@")
+    if local in phrases.ROLE_LOCAL_PARTS:
+        return True
+    return domain == own_domain and domain not in phrases.FREEMAIL_DOMAINS
+
+
+def _line_at(text: str, position: int) -> str:
+    start = text.rfind("\n", 0, position) + 1
+    end = text.find("\n", position)
+    return text[start : end if end >= 0 else len(text)]
 
 
 def language_of(text: str) -> str:

@@ -38,7 +38,9 @@ KIND_WORDS: dict[str, tuple[str, ...]] = {
         r"glömmas",
         r"erase",
         r"erasure",
+        r"erased",
         r"delete",
+        r"deleted",
         r"deletion",
         r"remove",
         r"removal",
@@ -151,6 +153,34 @@ ALL_CHANNELS_WORDS: tuple[str, ...] = (
     r"allt",
     r"all information",
 )
+
+# Local parts of role addresses: a function, not a person. Never a subject unless
+# the text names one as the person (then the agent is asked).
+ROLE_LOCAL_PARTS: frozenset[str] = frozenset(
+    {
+        "dpo", "dataskydd", "dataskyddsombud", "privacy", "gdpr", "info", "support",
+        "kundtjanst", "kundtjänst", "kundservice", "customerservice", "noreply", "no-reply",
+        "donotreply", "do-not-reply", "integritet", "personuppgifter", "hello", "kontakt",
+        "contact", "admin", "office", "kontoret",
+    }
+)  # fmt: skip
+# Mail services anyone may use: sharing one with the sender makes no colleague.
+FREEMAIL_DOMAINS: frozenset[str] = frozenset(
+    {
+        "gmail.com", "googlemail.com", "hotmail.com", "hotmail.se", "outlook.com", "live.com",
+        "live.se", "msn.com", "yahoo.com", "yahoo.se", "icloud.com", "me.com", "mac.com",
+        "aol.com", "gmx.com", "gmx.net", "protonmail.com", "proton.me", "telia.com",
+        "bredband.net", "comhem.se", "spray.se", "tele2.se", "bahnhof.se",
+    }
+)  # fmt: skip
+# Words that make an address in the same line the person the request is about.
+PERSON_WORDS: tuple[str, ...] = (
+    r"kund", r"kunden", r"kundens", r"kunder", r"kunderna", r"person", r"personen",
+    r"personens", r"användare", r"användaren", r"användarens", r"medlem", r"medlemmen",
+    r"registrerad", r"registrerade", r"den registrerade", r"konto", r"kontot", r"customer",
+    r"customer's", r"customers", r"user", r"user's", r"member", r"data subject", r"account",
+    r"individual", r"client",
+)  # fmt: skip
 
 # Machine mail (never answered), one table per kind of sign.
 # Auto-Submitted with any value but this one.
@@ -279,5 +309,10 @@ KIND_PATTERNS = {kind: word_pattern(words) for kind, words in KIND_WORDS.items()
 CHANNEL_PATTERNS = {kind: word_pattern(words) for kind, words in CHANNEL_WORDS.items()}
 ALL_CHANNELS_PATTERN = word_pattern(ALL_CHANNELS_WORDS)
 NOT_CHANNEL_PATTERN = word_pattern(NOT_CHANNEL_WORDS)
+PERSON_PATTERN = word_pattern(PERSON_WORDS)
+# Words of the request itself: a line holding one is never a closing line.
+REQUEST_PATTERN = word_pattern(
+    tuple(w for words in (*KIND_WORDS.values(), *CHANNEL_WORDS.values()) for w in words)
+)
 
 CHANNELS_ALL: tuple[str, ...] = ("mail", "forum", "chat")

@@ -68,6 +68,15 @@ DEVICE_SIGN_OFF = re.compile(
 )
 MAX_SIGN_OFF_LENGTH = 80
 SIGNATURE_DASHES = re.compile(r"^--\s?$")
+# "/Karin", "– Karin Berg": a name after a slash or dash, alone on its line.
+NAME_SIGN_OFF = re.compile(r"^\s*[/–—-]\s*" + _NAME + r"\s*$")
+# Any short closing line ("All the best,", "Ha det fint!") counts when a
+# short block that starts with a name follows it to the end of the text.
+CLOSING_LINE = re.compile(r"^\s*[^\W\d][^@:;<>\d]{0,38}[,!]\s*$")
+NAME_LINE = re.compile(r"^\s*" + _NAME + r"\s*[,.]?\s*$")
+MAX_CLOSING_WORDS = 5
+MAX_NAME_BLOCK_LINES = 8
+MAX_NAME_BLOCK_LINE = 90
 
 
 def new_text(text: str, forwarded: bool) -> tuple[str, str]:
@@ -117,11 +126,32 @@ def _is_sign_off(line: str) -> bool:
     return bool(SIGN_OFF.match(line) or DEVICE_SIGN_OFF.match(line))
 
 
-def without_signature(text: str) -> str:
-    """The text above the signature (a `-- ` line or a sign-off line)."""
-    kept: list[str] = []
-    for line in text.splitlines():
-        if SIGNATURE_DASHES.match(line) or _is_sign_off(line):
-            break
-        kept.append(line)
-    return "\n".join(kept)
+def without_signature(text: str, request_words: re.Pattern[str] | None = None) -> str:
+    """The text above the signature.
+
+    A signature starts at a `-- ` line, a listed sign-off line, a "/Name"
+    line, or any short closing line (not the greeting, without words of the
+    request itself, which `request_words` matches) that a short block opening
+    with a name follows to the end.
+    """
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        if SIGNATURE_DASHES.match(line) or _is_sign_off(line) or NAME_SIGN_OFF.match(line):
+            return "\n".join(lines[:index])
+        if _closing_at(lines, index, request_words):
+            return "\n".join(lines[:index])
+    return text
+
+
+def _closing_at(lines: list[str], index: int, request_words: re.Pattern[str] | None) -> bool:
+    line = lines[index]
+    if not CLOSING_LINE.match(line) or len(line.split()) > MAX_CLOSING_WORDS:
+        return False
+    if not any(earlier.strip() for earlier in lines[:index]):
+        return False  # the greeting
+    if request_words is not None and request_words.search(line):
+        return False
+    block = [rest for rest in lines[index + 1 :] if rest.strip()]
+    if not block or not NAME_LINE.match(block[0]) or len(block) > MAX_NAME_BLOCK_LINES:
+        return False
+    return all(len(rest) <= MAX_NAME_BLOCK_LINE for rest in block)

@@ -35,6 +35,8 @@ class ParsedMail:
     references: tuple[str, ...] = ()
     reply_to: str | None = None
     attachments: tuple[AttachmentInfo, ...] = field(default=())
+    # What the reading is unsure of, with the mail's words; checks make findings of them.
+    doubts: tuple[Doubt, ...] = ()
 
     @property
     def auto_reply(self) -> bool:
@@ -55,6 +57,16 @@ class ParsedMail:
 
     def to_json(self, file: str) -> str:
         return json.dumps({"file": file, **self.contract()}, ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Doubt:
+    """A reading the parser is not sure of: `kind_doubt`, or `subject_is_staff`
+    (a role or own-domain address the text names as the person)."""
+
+    code: str
+    words: str
+    subject: str | None = None
 
 
 @dataclass(frozen=True)

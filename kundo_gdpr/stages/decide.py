@@ -135,6 +135,8 @@ def extend_deadline(
 def approve(session: Session, config: Config, request: Request, actor: Actor) -> None:
     if "erase" in request.kinds and config.policy.erase_needs_admin and not actor.is_admin:
         raise ReviewError("admin_only")
+    if any(f["code"] in checks.ADMIN_FINDINGS for f in request.findings) and not actor.is_admin:
+        raise ReviewError("admin_only")  # large_erase: an admin's review whatever the policy
     blocking = [f["code"] for f in request.findings if f["severity"] == checks.REJECT]
     if blocking:
         # A correction can leave a request the checks would reject; approving it
