@@ -11,9 +11,9 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from kundo_gdpr import review
 from kundo_gdpr.config import Config
 from kundo_gdpr.models import ChatSession, Request
+from kundo_gdpr.stages import decide as review
 from kundo_gdpr.web import auth, make_app
 from tests.conftest import make_config
 from tests.helpers import EN_ASSERTION, SV_ASSERTION, drop, outbox_messages, request_mail
