@@ -96,8 +96,9 @@ class UndoRefused(Exception):
 
 @dataclasses.dataclass(frozen=True)
 class Watch:
-    request_id: int
+    request_id: int | None  # the erase of a request, or
     hours: int
+    run_id: int | None = None  # the run of a retention schedule
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,14 +112,16 @@ class Image:
         return self.table, int(self.values["id"])
 
 
-def watched(factory: sessionmaker[Session], request_id: int, hours: int) -> sessionmaker[Session]:
-    """Sessions like `factory`'s whose desk changes go to the request's vault.
-
-    With `hours` 0 (no window) it is `factory` itself.
+def watched(
+    factory: sessionmaker[Session], request_id: int | None, hours: int,
+    run_id: int | None = None,
+) -> sessionmaker[Session]:
+    """Sessions like `factory`'s whose desk changes go to the request's (or the
+    schedule run's) vault. With `hours` 0 (no window) it is `factory` itself.
     """
     if hours <= 0:
         return factory
-    info = {WATCH: Watch(request_id, hours), STATEMENT_BY_STATEMENT: True}
+    info = {WATCH: Watch(request_id, hours, run_id), STATEMENT_BY_STATEMENT: True}
     return sessionmaker(factory.kw["bind"], expire_on_commit=False, info=info)
 
 
@@ -218,19 +221,22 @@ def _seal_on_commit(session: Session) -> None:
         return
     window = _window(session, watch)
     if window.key is None:
-        raise VaultError(f"the undo window of request {watch.request_id} is closed")
+        raise VaultError(f"the undo window {window.id} is closed")
     seq = session.scalar(select(func.coalesce(func.max(VaultBatch.seq), 0))
                          .where(VaultBatch.window_id == window.id)) or 0
-    nonce, sealed = seal(window.key, _aad(window.request_id, seq + 1), captured)
+    nonce, sealed = seal(window.key, _aad(window, seq + 1), captured)
     session.add(VaultBatch(window_id=window.id, seq=seq + 1, nonce=nonce, sealed=sealed))
     session.info[CAPTURED] = []
 
 
 def _window(session: Session, watch: Watch) -> UndoWindow:
-    window = session.scalar(select(UndoWindow).where(UndoWindow.request_id == watch.request_id))
+    mine = (UndoWindow.request_id == watch.request_id if watch.request_id is not None
+            else UndoWindow.retention_run_id == watch.run_id)
+    window = session.scalar(select(UndoWindow).where(mine))
     if window is None:
         now = utcnow()
-        window = UndoWindow(request_id=watch.request_id, key=AESGCM.generate_key(bit_length=256),
+        window = UndoWindow(request_id=watch.request_id, retention_run_id=watch.run_id,
+                            key=AESGCM.generate_key(bit_length=256),
                             opened_at=now, closes_at=now + dt.timedelta(hours=watch.hours))
         session.add(window)
         session.flush()
@@ -252,9 +258,11 @@ def unseal(key: bytes, aad: bytes, nonce: bytes, sealed: bytes) -> list[Image]:
     return [Image(t, op, {k: _decode(v) for k, v in values.items()}) for t, op, values in data]
 
 
-def _aad(request_id: int, seq: int) -> bytes:
-    # Binds each batch to its request and place: batches cannot be swapped unnoticed.
-    return f"kundo-gdpr vault {request_id}:{seq}".encode()
+def _aad(window: UndoWindow, seq: int) -> bytes:
+    # Binds each batch to its erase and place: batches cannot be swapped unnoticed.
+    if window.request_id is not None:
+        return f"kundo-gdpr vault {window.request_id}:{seq}".encode()
+    return f"kundo-gdpr vault run {window.retention_run_id}:{seq}".encode()
 
 
 def _encode(value: Any) -> Any:
@@ -286,6 +294,10 @@ def window_of(session: Session, request_id: int) -> UndoWindow | None:
     return session.scalar(select(UndoWindow).where(UndoWindow.request_id == request_id))
 
 
+def run_window(session: Session, run_id: int) -> UndoWindow | None:
+    return session.scalar(select(UndoWindow).where(UndoWindow.retention_run_id == run_id))
+
+
 def open_until(session: Session, request_id: int) -> dt.datetime | None:
     """Until when the request's erase can be undone; None: it cannot (any more)."""
     window = window_of(session, request_id)
@@ -306,7 +318,7 @@ def images(session: Session, window: UndoWindow) -> dict[Key, Image]:
     batches = session.scalars(select(VaultBatch).where(VaultBatch.window_id == window.id)
                               .order_by(VaultBatch.seq))
     for batch in batches:
-        aad = _aad(window.request_id, batch.seq)
+        aad = _aad(window, batch.seq)
         for image in unseal(window.key, aad, batch.nonce, batch.sealed):
             first.setdefault(image.key, image)
             if image.op == "delete":

@@ -11,12 +11,22 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from kundo_gdpr import config as config_module
-from kundo_gdpr.cli import agents, check, db, holds, outbox, parse, requests, service
+from kundo_gdpr.cli import (
+    agents,
+    check,
+    db,
+    holds,
+    outbox,
+    parse,
+    requests,
+    schedules,
+    service,
+)
 from kundo_gdpr.cli.common import Handler
 from kundo_gdpr.config import ConfigError
 
 # The command groups, in the order `--help` lists them.
-GROUPS = (service, parse, check, db, requests, outbox, agents, holds)
+GROUPS = (service, parse, check, db, requests, outbox, agents, holds, schedules)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

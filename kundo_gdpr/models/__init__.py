@@ -26,6 +26,7 @@ from kundo_gdpr.models.queue import (
     RequestChannel,
     RequestSubject,
 )
+from kundo_gdpr.models.schedules import RetentionRule, RetentionRun
 from kundo_gdpr.models.vault import LegalHold, UndoWindow, VaultBatch
 from kundo_gdpr.models.web import FirstApproval, WebSession
 
@@ -52,6 +53,8 @@ __all__ = [
     "Request",
     "RequestChannel",
     "RequestSubject",
+    "RetentionRule",
+    "RetentionRun",
     "StageFailure",
     "StageStat",
     "UndoWindow",

@@ -24,8 +24,12 @@ class UndoWindow(Base):
     __tablename__ = "undo_windows"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    request_id: Mapped[int] = mapped_column(
+    # The erase it keeps: a request's, or a retention schedule's run (one of the two).
+    request_id: Mapped[int | None] = mapped_column(
         ForeignKey("requests.id", ondelete="CASCADE"), unique=True
+    )
+    retention_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("retention_runs.id", ondelete="CASCADE"), unique=True
     )
     # 32 random bytes (AES-256-GCM); NULL once the window has closed or the erase was undone.
     key: Mapped[bytes | None] = mapped_column(LargeBinary)

@@ -22,7 +22,7 @@ from kundo_gdpr.intake.maildir import MaildirSource
 from kundo_gdpr.intake.source import MailSource, WaitingSource
 from kundo_gdpr.operations import stats
 from kundo_gdpr.replies.transports import Transport, make_transport
-from kundo_gdpr.stages import check, deliver, fetch, parse, run, sweep, undo
+from kundo_gdpr.stages import check, deliver, fetch, parse, run, schedules, sweep, undo
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ PROCESS_STEPS: tuple[tuple[str, Callable[[sessionmaker[Session], Config], bool]]
     ("check", check.check_one),
     ("expire_confirmations", sweep.expire_one),
     ("run", run.run_one),
+    ("schedules", schedules.run_one),  # approved retention runs
 )
 
 STOP_CHECK_SECONDS = 1.0
@@ -123,6 +124,7 @@ class Worker:
         """One pass of every loop; returns the units of work done."""
         sweep.sweep_exports(self.factory, self.config)  # expired exports, `run --once` too
         undo.close_due(self.factory)  # safety windows past their end: erasures final
+        schedules.evaluate_due(self.factory, self.config)  # retention rules due: previews
         return self.fetch_once() + self.process_once() + self.deliver_once()
 
     def run_forever(self) -> None:

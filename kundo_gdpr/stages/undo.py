@@ -96,8 +96,9 @@ def close_due(factory: sessionmaker[Session], now: dt.datetime | None = None) ->
         for window in vault.due(session, now):
             vault.shred(session, window)
             window.closed_at = now
-            request = session.get(Request, window.request_id)
+            request = session.get(Request, window.request_id) if window.request_id else None
             audit.record(session, "undo_window_closed", request=request,
+                         retention_run_id=window.retention_run_id,
                          closes_at=window.closes_at.isoformat())
             closed += 1
     if closed:
