@@ -259,3 +259,19 @@ def test_a_role_or_own_domain_address_named_as_the_person_is_a_subject_and_a_dou
     assert address in parsed.subjects
     (doubt,) = [d for d in parsed.doubts if d.code == "subject_is_staff"]
     assert (doubt.subject, doubt.words) == (address, line)
+
+
+@pytest.mark.parametrize("header", ["Namn E-post", "Customer\tEmail", "Name Email address",
+                                    "Kund Mejl"])
+def test_a_column_header_over_addresses_names_no_channel(header: str) -> None:
+    parsed = _parse(f"Radera foruminläggen för:\n\n{header}\nAnna Berg anna@example.com\n"
+                    f"{SV_ASSERTION}\n")
+    assert parsed.channels == ("forum",)
+    assert parsed.subjects == ("anna@example.com",)
+
+
+@pytest.mark.parametrize("phrase", ["(mail attached)", "the email below", "mejlet nedan"])
+def test_the_forwarded_mail_is_not_the_mail_channel(phrase: str) -> None:
+    parsed = _parse(f"Please delete this customer's forum posts, {phrase}: ann@example.com.\n"
+                    f"{EN_ASSERTION}\n")
+    assert parsed.channels == ("forum",)

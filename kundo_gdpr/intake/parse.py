@@ -31,6 +31,7 @@ REPLY_PREFIX = re.compile(r"^\s*(?:(?:re|sv|aw|fwd?|vb|wg)\s*:\s*)+", re.IGNOREC
 ADDRESS_LIKE = re.compile(
     r"(?<![\w.!#$%&'*+/=?^`{|}~-])[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)*"
 )
+MAX_HEADER_WORDS = 4
 FORWARDED_FROM = re.compile(r"^[ \t]*\*?(?:From|Från)\*?[ \t]*:(.*)$", re.IGNORECASE | re.MULTILINE)
 
 AUTO_SUBJECTS = re.compile(
@@ -197,7 +198,25 @@ def has_assertion(text: str) -> bool:
 
 
 def _without_addresses(text: str) -> str:
-    return phrases.NOT_CHANNEL_PATTERN.sub(" ", ADDRESS_LIKE.sub(" ", text))
+    """`text` without addresses, address phrases and column headers: a channel
+    word there names an address ("Name  Email" over a list of customers)."""
+    lines = text.splitlines()
+    kept = [
+        "" if _column_header(line, lines[i + 1 :]) else line for i, line in enumerate(lines)
+    ]
+    return phrases.NOT_CHANNEL_PATTERN.sub(" ", ADDRESS_LIKE.sub(" ", "\n".join(kept)))
+
+
+def _column_header(line: str, rest: list[str]) -> bool:
+    """A short line of bare words (no punctuation, no kind word) whose next
+    non-empty line holds an address: a table's or list's header row."""
+    words = line.split()
+    if not 1 <= len(words) <= MAX_HEADER_WORDS or not all(w.isalpha() or "-" in w for w in words):
+        return False
+    if phrases.REQUEST_KIND_PATTERN.search(line):
+        return False
+    following = next((r for r in rest if r.strip()), "")
+    return ADDRESS_LIKE.search(following) is not None
 
 
 def _subjects(

@@ -140,6 +140,16 @@ NOT_CHANNEL_WORDS: tuple[str, ...] = (
     r"forwarded mail",
     r"forwarded email",
     r"forwarded e-mail",
+    r"mail attached",
+    r"email attached",
+    r"e-mail attached",
+    r"mail is attached",
+    r"email is attached",
+    r"mail below",
+    r"email below",
+    r"mejlet nedan",
+    r"mejlet bifogas",
+    r"mejl bifogas",
 )
 
 # Phrases that name every channel at once (used when no channel is named).
@@ -310,6 +320,7 @@ CHANNEL_PATTERNS = {kind: word_pattern(words) for kind, words in CHANNEL_WORDS.i
 ALL_CHANNELS_PATTERN = word_pattern(ALL_CHANNELS_WORDS)
 NOT_CHANNEL_PATTERN = word_pattern(NOT_CHANNEL_WORDS)
 PERSON_PATTERN = word_pattern(PERSON_WORDS)
+REQUEST_KIND_PATTERN = word_pattern(tuple(w for words in KIND_WORDS.values() for w in words))
 # Words of the request itself: a line holding one is never a closing line.
 REQUEST_PATTERN = word_pattern(
     tuple(w for words in (*KIND_WORDS.values(), *CHANNEL_WORDS.values()) for w in words)
