@@ -6,13 +6,15 @@ or elsewhere may use SQL that only one of them understands.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, Select, create_engine, event, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 _M = TypeVar("_M")
@@ -150,3 +152,40 @@ def _checkpoint(engine: Engine) -> None:
         raw.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         raw.close()
+
+
+@contextlib.contextmanager
+def unit_locks(engine: Engine) -> Iterator[Callable[[int], bool]]:
+    """`try_lock(row_id)` for units of work that span several transactions.
+
+    A row lock ends with its transaction; a run that commits batch by batch
+    needs a claim that lasts until it finishes, and ends by itself if its worker
+    dies. On PostgreSQL that is a session-level advisory lock on one connection
+    held for the `with` block (keyed by the schema and the row id, so other
+    schemas in the same database do not collide); every lock taken is released
+    on leaving. SQLite has one worker process, so every lock is granted.
+    """
+    if engine.dialect.name != "postgresql":
+        yield lambda _row_id: True
+        return
+    with engine.connect() as conn:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        taken: list[int] = []
+
+        def try_lock(row_id: int) -> bool:
+            got = conn.exec_driver_sql(_UNIT_LOCK.format(fn="pg_try_advisory_lock"),
+                                       {"id": row_id}).scalar()
+            if got:
+                taken.append(row_id)
+            return bool(got)
+
+        try:
+            yield try_lock
+        finally:
+            for row_id in taken:
+                with contextlib.suppress(DBAPIError):
+                    conn.exec_driver_sql(_UNIT_LOCK.format(fn="pg_advisory_unlock"),
+                                         {"id": row_id})
+
+
+_UNIT_LOCK = "SELECT {fn}((hashtext(current_schema())::bigint << 32) + %(id)s)"

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import signal
+import sys
 from types import FrameType
 
 from kundo_gdpr import db
 from kundo_gdpr.cli.common import Subparsers
 from kundo_gdpr.config import Config
+from kundo_gdpr.operations.locks import AnotherWorker, single_process
 
 
 def add(sub: Subparsers) -> None:
@@ -28,7 +30,12 @@ def add(sub: Subparsers) -> None:
 def cmd_run(args: argparse.Namespace, config: Config) -> int:
     from kundo_gdpr.stages.driver import Worker
 
-    worker = Worker.from_config(config)
+    worker = Worker.service(config)
+    try:
+        lock_file = single_process(worker.engine)  # noqa: F841 (held while we run)
+    except AnotherWorker as exc:
+        print(f"kundo-gdpr: {exc}", file=sys.stderr)
+        return 1
     db.upgrade(worker.engine)
     if args.once:
         worker.run_once()
@@ -88,7 +95,12 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     from kundo_gdpr.stages.driver import Worker
     from kundo_gdpr.web import make_app
 
-    worker = Worker.from_config(config)
+    worker = Worker.service(config)
+    try:
+        lock_file = single_process(worker.engine)  # noqa: F841 (held while we run)
+    except AnotherWorker as exc:
+        print(f"kundo-gdpr: {exc}", file=sys.stderr)
+        return 1
     db.upgrade(worker.engine)
     loops = threading.Thread(target=worker.run_forever, name="mail-loops", daemon=True)
     loops.start()

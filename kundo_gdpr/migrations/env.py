@@ -17,5 +17,10 @@ with engine.connect() as connection:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Workers starting together upgrade one after the other, not at once
+            # (per schema: deployments sharing a database do not wait for each other).
+            connection.exec_driver_sql(
+                "SELECT pg_advisory_xact_lock(1802858085, hashtext(current_schema()))")
         context.run_migrations()
     connection.commit()

@@ -21,6 +21,7 @@ from kundo_gdpr.config import Config
 from kundo_gdpr.intake.maildir import MaildirSource
 from kundo_gdpr.intake.source import MailSource, WaitingSource
 from kundo_gdpr.operations import stats
+from kundo_gdpr.operations.locks import FetchLock, fetch_lock_for
 from kundo_gdpr.replies.transports import Transport, make_transport
 from kundo_gdpr.stages import check, deliver, fetch, parse, run, schedules, sweep, undo
 
@@ -55,6 +56,12 @@ def make_source(config: Config) -> MailSource:
     return SOURCES[config.intake.source](config)
 
 
+def backoff(failures: int, poll_seconds: float) -> float:
+    """Seconds to wait after `failures` failed passes in a row: 0.5, 1, 2, ... up to
+    the poll interval (at least 5 s), so a restarted database is found again soon."""
+    return float(min(0.5 * 2 ** (failures - 1), max(poll_seconds, 5.0)))
+
+
 @dataclass
 class Worker:
     config: Config
@@ -62,6 +69,9 @@ class Worker:
     source: MailSource
     transport: Transport
     stop: threading.Event = field(default_factory=threading.Event)
+    # Several workers on PostgreSQL: only the holder of this lock fetches. None:
+    # always fetch (one worker; tests that drive a worker by hand).
+    fetch_lock: FetchLock | None = None
 
     def __post_init__(self) -> None:
         # A source that backs off (IMAP) must not sleep through a SIGTERM.
@@ -74,11 +84,22 @@ class Worker:
         engine = db.make_engine(config.database_url())
         return cls(config, engine, make_source(config), make_transport(config))
 
+    @classmethod
+    def service(cls, config: Config) -> Worker:
+        """The worker of `run` and `serve`: fetches only while it holds the fetch lock."""
+        worker = cls.from_config(config)
+        # Tried at least once per poll interval: a dead fetcher's successor takes over
+        # within service.poll_seconds.
+        worker.fetch_lock = fetch_lock_for(worker.engine, min(1.0, config.service.poll_seconds))
+        return worker
+
     @property
     def factory(self) -> sessionmaker[Session]:
         return db.session_factory(self.engine)
 
     def fetch_once(self) -> int:
+        if not self.fetching():
+            return 0
         return self._timed(stats.FETCH, lambda: fetch.fetch(
             self.factory,
             self.source,
@@ -127,15 +148,29 @@ class Worker:
         schedules.evaluate_due(self.factory, self.config)  # retention rules due: previews
         return self.fetch_once() + self.process_once() + self.deliver_once()
 
+    def fetching(self) -> bool:
+        """Whether this worker is the one that fetches (it may take over now)."""
+        return self.fetch_lock is None or self.fetch_lock.held()
+
     def run_forever(self) -> None:
-        while not self.stop.is_set():
-            try:
-                worked = self.run_once()
-            except Exception:  # a database outage must not end the service
-                log.exception("pass failed; retrying")
-                worked = 0
-            if not worked:
-                self.idle(self.config.service.poll_seconds)
+        failures = 0
+        try:
+            while not self.stop.is_set():
+                try:
+                    worked = self.run_once()
+                    failures = 0
+                except Exception:  # a database outage must not end the service
+                    failures += 1
+                    log.exception("pass failed (%d in a row); retrying", failures)
+                    # Pooled connections to a restarted database are all dead.
+                    self.engine.dispose()
+                    self.stop.wait(backoff(failures, self.config.service.poll_seconds))
+                    continue
+                if not worked:
+                    self.idle(self.config.service.poll_seconds)
+        finally:
+            if self.fetch_lock is not None:
+                self.fetch_lock.release()
 
     def idle(self, seconds: float) -> None:
         """Wait for new mail, the poll interval, or a stop request.
@@ -143,7 +178,7 @@ class Worker:
         A source that can wait (IMAP IDLE) wakes us early; it waits in short
         slices so a SIGTERM is honoured within about a second.
         """
-        if not isinstance(self.source, WaitingSource):
+        if not isinstance(self.source, WaitingSource) or not self.fetching():
             self.stop.wait(seconds)
             return
         deadline = time.monotonic() + seconds

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -21,7 +21,7 @@ from kundo_gdpr.actions import erase, holds, package, vault
 from kundo_gdpr.actions.export import ExportHeader
 from kundo_gdpr.actions.links import discard as discard_exports
 from kundo_gdpr.config import Config
-from kundo_gdpr.db import claim
+from kundo_gdpr.db import claim, unit_locks
 from kundo_gdpr.desk import ChannelRef, Counts, DeskStore, open_desk
 from kundo_gdpr.models import Request, utcnow
 from kundo_gdpr.models.queue import APPROVED, DONE, FAILED
@@ -29,8 +29,12 @@ from kundo_gdpr.records import ledger
 from kundo_gdpr.replies.context import organization_name, reply_context
 from kundo_gdpr.replies.outbox import queue_reply
 from kundo_gdpr.replies.render import FileAttachment
+from kundo_gdpr.stages.fetch import DB_UNAVAILABLE
 
 log = logging.getLogger(__name__)
+
+# Approved requests looked at per claim; more than the number of workers.
+RUN_CANDIDATES = 64
 
 
 class StateError(Exception):
@@ -47,13 +51,35 @@ def run_one(factory: sessionmaker[Session], config: Config) -> bool:
     a last transaction records the result and queues the reply. After a crash
     the request is still approved, and the next pass resumes where it stopped.
     """
-    with factory.begin() as session:
-        request = claim(
-            session, select(Request).where(Request.state == APPROVED).order_by(Request.id)
-        )
-        if request is None:
+    engine = factory.kw["bind"]
+    with unit_locks(engine) as try_lock:
+        claimed = _claim_run(factory, try_lock)
+        if claimed is None:
             return False
-        request_id, reference = request.id, request.reference
+        _run_claimed(factory, config, *claimed)
+    return True
+
+
+def _claim_run(
+    factory: sessionmaker[Session], try_lock: Callable[[int], bool]
+) -> tuple[int, str | None] | None:
+    """An approved request no other worker is running, locked for the whole run
+    (its export and erase batches commit separately, so a row lock is not enough)."""
+    with factory() as session:
+        candidates = session.execute(select(Request.id, Request.reference).where(
+            Request.state == APPROVED).order_by(Request.id).limit(RUN_CANDIDATES)).all()
+    for request_id, reference in candidates:
+        if not try_lock(request_id):
+            continue
+        with factory() as session:  # finished by another worker since we looked?
+            if session.scalar(select(Request.state).where(Request.id == request_id)) == APPROVED:
+                return request_id, reference
+    return None
+
+
+def _run_claimed(
+    factory: sessionmaker[Session], config: Config, request_id: int, reference: str | None
+) -> None:
     try:
         prepare_request(factory, config, request_id)
         with factory.begin() as session:
@@ -61,6 +87,8 @@ def run_one(factory: sessionmaker[Session], config: Config) -> bool:
                 Request.id == request_id, Request.state == APPROVED))
             if request is not None:  # else another worker has finished it
                 run_request(session, config, request)
+    except DB_UNAVAILABLE:
+        raise  # not the request's fault: it stays approved and is run again
     except Exception as exc:  # the one broad catch of this loop: record, go on
         log.exception("request %s failed", reference)
         with factory.begin() as session:
@@ -69,7 +97,6 @@ def run_one(factory: sessionmaker[Session], config: Config) -> bool:
                 failed.state = FAILED
                 error = f"{type(exc).__name__}: {exc}"
                 audit.record(session, "failed", request=failed, error=error)
-    return True
 
 
 def prepare_request(
