@@ -9,6 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+)
 from sqlalchemy import Engine
 
 from kundo_gdpr import db
@@ -39,6 +45,9 @@ def env(monkeypatch: pytest.MonkeyPatch, dovecot_tls: Dovecot) -> None:
     monkeypatch.setenv("KUNDO_TEST_IMAP_PASSWORD", dovecot_tls.password)
     monkeypatch.setenv("KUNDO_TEST_SMTP_PASSWORD", "smtp-secret")
     monkeypatch.setenv("KUNDO_TEST_SECRET", SECRET)
+    key = Ed25519PrivateKey.generate().private_bytes(
+        Encoding.PEM, PrivateFormat.PKCS8, NoEncryption())
+    monkeypatch.setenv("KUNDO_TEST_PROOF_KEY", key.decode())
 
 
 def write_config(tmp_path: Path, db_url: str, imap: Dovecot, smtp: SmtpServer,
@@ -57,6 +66,7 @@ def write_config(tmp_path: Path, db_url: str, imap: Dovecot, smtp: SmtpServer,
         "web": {"secret_env": "KUNDO_TEST_SECRET"},
         "auth": {"pinned_keys": "pinned.txt"},
         "health": {"token_env": "KUNDO_TEST_METRICS_TOKEN_UNSET"},
+        "records": {"proof_key_env": "KUNDO_TEST_PROOF_KEY"},
     }
     path = tmp_path / "config.toml"
     path.write_text(_toml(data))
@@ -88,12 +98,14 @@ def test_check_says_ok_for_every_part_of_a_good_config(
 ) -> None:
     code, lines = check(write_config(tmp_path, db_url, dovecot_tls, smtp_starttls, certificate),
                         capsys)
-    assert list(lines) == ["database", "imap", "smtp", "dkim", "web secret", "metrics token"]
+    assert list(lines) == ["database", "imap", "smtp", "dkim", "web secret", "proof key",
+                           "metrics token"]
     assert all(v.startswith("OK") for v in lines.values()), lines
     assert code == 0
     assert "migrations current" in lines["database"]
     assert "starttls" in lines["imap"] and "login gdpr" in lines["smtp"]
     assert "1 pinned key" in lines["dkim"]
+    assert lines["proof key"] == "OK (Ed25519, from $KUNDO_TEST_PROOF_KEY)"
     assert [(user, ok) for _, user, ok in smtp_starttls.logins] == [("gdpr", True)]
     assert smtp_starttls.received == []  # checking sends nothing
 
@@ -118,6 +130,7 @@ def test_check_names_an_unmigrated_database_a_missing_secret_and_a_wrong_smtp_pa
 ) -> None:
     monkeypatch.setenv("KUNDO_TEST_SMTP_PASSWORD", "wrong")
     monkeypatch.setenv("KUNDO_TEST_SECRET", "short")
+    monkeypatch.setenv("KUNDO_TEST_PROOF_KEY", "not a key")
     engine = db.make_engine(db_url)
     db.upgrade(engine, "0005")
     engine.dispose()
@@ -128,4 +141,5 @@ def test_check_names_an_unmigrated_database_a_missing_secret_and_a_wrong_smtp_pa
     assert lines["smtp"].startswith("PROBLEM: login as 'gdpr' refused: 535")
     assert lines["web secret"] == ("PROBLEM: $KUNDO_TEST_SECRET has 5 characters; "
                                    "use at least 32")
+    assert lines["proof key"].startswith("PROBLEM: $KUNDO_TEST_PROOF_KEY is not a PEM private key")
     assert lines["imap"].startswith("OK")

@@ -137,14 +137,17 @@ def test_the_fetching_worker_is_killed_and_another_takes_over(
         fetcher = workers.fetcher()
         assert fetcher is not None
         dovecot.append(mails[0])
-        assert wait_for(lambda: count(pg_engine, Request, Request.state == DONE) == 1, 60)
+        assert wait_for(lambda: count(pg_engine, Request, Request.state == DONE) == 1, 60), (
+            diagnose(pg_engine), workers.log())
         workers.kill(fetcher)
         killed_at = time.monotonic()
         dovecot.append(mails[1])
         assert wait_for(lambda: count(pg_engine, InboundMail) == 2, 60), workers.log()
         took = time.monotonic() - killed_at
         assert workers.fetcher() == 3 - fetcher
-        assert wait_for(lambda: count(pg_engine, Request, Request.state == DONE) == 2, 60)
+        assert wait_for(lambda: count(pg_engine, Request, Request.state == DONE) == 2, 60), (
+            diagnose(pg_engine), workers.log())
+        assert wait_for(lambda: len(smtp_server.received) == 4, 60), workers.log()
         print(f"fetch taken over and the next mail stored {took:.2f} s after the kill "
               "(poll_seconds = 1)")
     finally:

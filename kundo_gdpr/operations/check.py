@@ -197,6 +197,28 @@ def health_token(config: Config) -> Outcome:
     return Outcome("metrics token", None, f"${name}")
 
 
+def proof_key(config: Config) -> Outcome:
+    """The Ed25519 key that signs proofs, when one is given (env or file)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    records = config.records
+    pem = config.secret(records.proof_key_env).encode()
+    where = f"${records.proof_key_env}"
+    if not pem:
+        path = config.path(records.proof_key_file)
+        if not path.exists():
+            return Outcome("proof key", None, f"not configured: made on first use at {path}")
+        pem, where = path.read_bytes(), str(path)
+    try:
+        key = load_pem_private_key(pem, password=None)
+    except (ValueError, TypeError) as exc:
+        return Outcome("proof key", f"{where} is not a PEM private key: {_first_line(exc)}")
+    if not isinstance(key, Ed25519PrivateKey):
+        return Outcome("proof key", f"{where} is not an Ed25519 key")
+    return Outcome("proof key", None, f"Ed25519, from {where}")
+
+
 def _folder(part: str, path: Path, what: str) -> Outcome:
     probe = path if path.exists() else path.parent
     if not probe.exists():
@@ -218,4 +240,5 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
-CHECKS: tuple[Check, ...] = (database, mailbox, outbox, dkim, web_secret, health_token)
+CHECKS: tuple[Check, ...] = (database, mailbox, outbox, dkim, web_secret, proof_key,
+                             health_token)
