@@ -43,3 +43,9 @@ def outbox_messages(folder: Path) -> list[EmailMessage]:
         assert isinstance(msg, EmailMessage)
         found.append(msg)
     return found
+
+
+def delivered(msg: EmailMessage) -> list[EmailMessage]:
+    """A reply's attachments other than its proof.json (tests/test_proof.py reads that)."""
+    return [a for a in msg.iter_attachments()
+            if isinstance(a, EmailMessage) and a.get_filename() != "proof.json"]

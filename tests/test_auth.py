@@ -32,7 +32,14 @@ from kundo_gdpr.models import (
 from kundo_gdpr.replies.transports import FolderTransport
 from kundo_gdpr.stages.driver import Worker, make_source
 from tests.conftest import make_config
-from tests.helpers import EN_ASSERTION, SV_ASSERTION, drop, outbox_messages, request_mail
+from tests.helpers import (
+    EN_ASSERTION,
+    SV_ASSERTION,
+    delivered,
+    drop,
+    outbox_messages,
+    request_mail,
+)
 
 ERASE_ALICE = (
     "Hej!\n\nVår kund alice@example.com vill bli bortglömd. Radera allt i forum, "
@@ -330,7 +337,7 @@ def test_reply_to_is_ignored_and_the_export_goes_to_the_stored_address(
     replies = outbox_messages(auth_config.path("var/outbox"))
     assert [str(m["To"]) for m in replies] == ["olle@bokhandeln.se"] * 2
     assert all(m["Cc"] is None and m["Bcc"] is None for m in replies)
-    (attachment,) = list(replies[-1].iter_attachments())
+    (attachment,) = delivered(replies[-1])
     assert (attachment.get_filename() or "").endswith((".xlsx", ".zip"))
     assert not any(b"thief@evil.example" in p.read_bytes() and b"To: thief" in p.read_bytes()
                    for p in auth_config.path("var/outbox").glob("*.eml"))

@@ -23,7 +23,7 @@ from kundo_gdpr.config import Config
 from kundo_gdpr.models import Event, Export, OutboundMail, Request
 from kundo_gdpr.web import downloads, make_app
 from tests.conftest import make_config
-from tests.helpers import drop, request_mail
+from tests.helpers import delivered, drop, request_mail
 from tests.test_pipeline import EXPORT_BERTIL, run_all, worker_for
 
 Client = TestClient[Any, Any]
@@ -49,7 +49,7 @@ def link(world: None, small_limit: Config, engine: Engine) -> str:
         done = session.scalars(select(OutboundMail).where(OutboundMail.purpose == "done")).one()
     msg = email.message_from_bytes(done.raw, policy=email.policy.default)
     assert isinstance(msg, email.message.EmailMessage)
-    assert list(msg.iter_attachments()) == []
+    assert delivered(msg) == []
     body = msg.get_body(("plain",))
     assert body is not None
     text = body.get_content()

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from kundo_gdpr.config import Config
 from kundo_gdpr.models import Attachment, Channel, ForumPost, Organization, OutboundMail
 from kundo_gdpr.replies.transports import eml_name
-from tests.helpers import drop, request_mail
+from tests.helpers import delivered, drop, request_mail
 from tests.test_pipeline import EXPORT_BERTIL, auto_config, run_all, worker_for
 
 __all__ = ["auto_config"]  # the fixture, used by name
@@ -45,7 +45,7 @@ def test_without_attachments_the_reply_carries_the_xlsx_and_the_json(
          request_mail("olle@bokhandeln.se", EXPORT_BERTIL, subject="Data export"), "x1")
     run_all(worker_for(auto_config, engine))
     sent = done_mail(engine, auto_config)
-    files = {a.get_filename(): a.get_content() for a in sent.iter_attachments()}
+    files = {a.get_filename(): a.get_content() for a in delivered(sent)}
     assert sorted(name.rsplit(".", 1)[1] for name in files) == ["json", "xlsx"]
     (xlsx,) = [v for k, v in files.items() if k.endswith(".xlsx")]
     (js,) = [v for k, v in files.items() if k.endswith(".json")]
@@ -74,7 +74,7 @@ def test_attachments_go_in_the_zip_under_safe_names(
     drop(auto_config.path("var/inbox"),
          request_mail("olle@bokhandeln.se", EXPORT_BERTIL, subject="Data export"), "x1")
     run_all(worker_for(auto_config, engine))
-    (attachment,) = list(done_mail(engine, auto_config).iter_attachments())
+    (attachment,) = delivered(done_mail(engine, auto_config))
     archive = zipfile.ZipFile(io.BytesIO(attachment.get_content()))
     names = archive.namelist()
     assert all(not n.startswith("/") and ".." not in n.split("/") for n in names)

@@ -25,7 +25,14 @@ from kundo_gdpr.models import (
 from kundo_gdpr.replies.transports import FolderTransport
 from kundo_gdpr.stages.driver import Worker, make_source
 from tests.conftest import make_config
-from tests.helpers import EN_ASSERTION, SV_ASSERTION, drop, outbox_messages, request_mail
+from tests.helpers import (
+    EN_ASSERTION,
+    SV_ASSERTION,
+    delivered,
+    drop,
+    outbox_messages,
+    request_mail,
+)
 
 ERASE_ALICE = (
     "Hej!\n\nVår kund alice@example.com vill bli bortglömd. Radera allt i forum, "
@@ -138,7 +145,7 @@ def test_it_exports_an_xlsx_in_the_requests_language(
     done = replies[-1]
     assert done["Subject"].endswith("Your request has been carried out")
     # Bertil's items have attachments, so the export comes as one .zip.
-    (attachment,) = list(done.iter_attachments())
+    (attachment,) = delivered(done)
     assert attachment.get_filename().endswith(".zip")
     archive = zipfile.ZipFile(io.BytesIO(attachment.get_content()))
     (xlsx,) = [n for n in archive.namelist() if n.endswith(".xlsx")]

@@ -165,7 +165,8 @@ def acknowledge(session: Session, config: Config, request: Request, now: dt.date
     """Queue the receipt of a request that goes on (to review, or approved by
     policy) and record policy's approval; after the checks, or after the
     editor's confirmation when that was asked for."""
-    queue_reply(session, config, request, "receipt", reply_context(session, request))
+    queue_reply(session, config, request, "receipt", reply_context(session, request),
+                [run.proof_file(session, config, request, "receipt")])
     if request.state == APPROVED:
         request.decided_at = now
         request.decided_by = "policy:auto_approve"

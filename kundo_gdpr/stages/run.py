@@ -25,7 +25,7 @@ from kundo_gdpr.db import claim, unit_locks
 from kundo_gdpr.desk import ChannelRef, Counts, DeskStore, open_desk
 from kundo_gdpr.models import Request, utcnow
 from kundo_gdpr.models.queue import APPROVED, DONE, FAILED
-from kundo_gdpr.records import ledger
+from kundo_gdpr.records import ledger, proof
 from kundo_gdpr.replies.context import organization_name, reply_context
 from kundo_gdpr.replies.outbox import queue_reply
 from kundo_gdpr.replies.render import FileAttachment
@@ -177,7 +177,15 @@ def run_request(session: Session, config: Config, request: Request) -> None:
     audit.record(session, "done", request=request, result=result)
     context = reply_context(session, request, links=[dataclasses.asdict(k) for k in links],
                             undo_until=vault.open_until(session, request.id))
+    session.flush()  # the export rows the proof lists
+    attachments.append(proof_file(session, config, request, "done"))
     queue_reply(session, config, request, "done", context, attachments)
+
+
+def proof_file(session: Session, config: Config, request: Request, stage: str) -> FileAttachment:
+    """The signed proof.json a receipt or done reply carries (records/proof.py)."""
+    return FileAttachment(proof.FILENAME, proof.CONTENT_TYPE,
+                          proof.make(session, config, request, stage))
 
 
 def covered_channels(session: Session, desk: DeskStore, request: Request) -> list[ChannelRef]:
