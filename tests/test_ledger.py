@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import Engine, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from kundo_gdpr.cli import main
 from kundo_gdpr.config import Config
 from kundo_gdpr.desk import Counts
 from kundo_gdpr.models import Event, ForumPost, MailConversation, Request
@@ -135,3 +136,33 @@ def test_replay_says_what_it_could_not_check(
         ("bad_line", 1, ["1"]), ("not_in_ledger", 1, [reference])]
     later = ledger.replay(factory, records_config, since=dt.datetime(2100, 1, 1, tzinfo=dt.UTC))
     assert [s.code for s in later.skipped] == ["bad_line"]
+
+
+def test_the_replay_command_reports_counts_per_reference_and_what_it_could_not_check(
+    world: None, records_config: Config, engine: Engine, factory: sessionmaker[Session],
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+) -> None:
+    backup = Backup(engine, tmp_path)
+    backup.take()
+    reference = erase_alice(records_config, engine)
+    backup.restore()
+    config_file = tmp_path / "config.toml"
+    config_file.write_text(
+        f'[database]\nurl = "{records_config.database.url}"\n'
+        '[records]\nhash_key_env = "TEST_HASH_KEY"\nold_hash_keys_env = "TEST_OLD_HASH_KEYS"\n')
+    replay = ["--config", str(config_file), "ledger", "replay"]
+    capsys.readouterr()
+    assert main([*replay, "--since", "2000-01-01"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("Ledger: 1 entry, oldest ")
+    assert out[1] == (f"{reference}: erased again: mail 1 attachment, 2 messages, 1 conversation;"
+                      " forum 1 redacted, 3 posts; chat 2 messages, 1 session.")
+    assert main(replay) == 0
+    assert capsys.readouterr().out.splitlines()[1:] == [
+        "1 erasure checked, nothing of it was back."]
+    monkeypatch.setenv("TEST_HASH_KEY", KEY_B)
+    assert main(replay) == 1
+    (said,) = capsys.readouterr().out.splitlines()[1:]
+    assert said.startswith("Not checked: 1 erasure was hashed with key k") and said.endswith(
+        f"records.old_hash_keys_env): {reference}.")
+    assert main([*replay, "--since", "yesterday"]) == 2

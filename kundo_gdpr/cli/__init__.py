@@ -18,6 +18,7 @@ from kundo_gdpr.cli import (
     holds,
     outbox,
     parse,
+    records,
     requests,
     schedules,
     service,
@@ -26,7 +27,7 @@ from kundo_gdpr.cli.common import Handler
 from kundo_gdpr.config import ConfigError
 
 # The command groups, in the order `--help` lists them.
-GROUPS = (service, parse, check, db, requests, outbox, agents, holds, schedules)
+GROUPS = (service, parse, check, db, requests, outbox, agents, holds, schedules, records)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

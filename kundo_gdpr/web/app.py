@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from kundo_gdpr.config import Config
 from kundo_gdpr.db import session_factory
 from kundo_gdpr.models import utcnow
-from kundo_gdpr.web import admin, confirm, downloads, health, logs, safety, views
+from kundo_gdpr.web import admin, confirm, downloads, health, logs, proofkey, safety, views
 from kundo_gdpr.web.auth import Throttle
 from kundo_gdpr.web.base import (
     CONFIG,
@@ -51,6 +51,7 @@ def make_app(config: Config, engine: Engine) -> web.Application:
     app.add_routes(safety.routes)  # undo within the safety window
     app.add_routes(confirm.routes)
     app.add_routes(downloads.routes)  # export links from done replies; no sign-in
+    app.add_routes(proofkey.routes)  # the key that verifies proof.json; no sign-in
     app.router.add_get("/static/app.css", stylesheet)
     logs.cut_tokens_from_access_log()
     return app

@@ -32,7 +32,7 @@ LANG = web.RequestKey("lang", str)
 ANON = web.RequestKey("anon", str)
 AGENT: web.RequestKey[Current | None] = web.RequestKey("agent")
 
-PUBLIC = frozenset({"/login", "/static/app.css"})
+PUBLIC = frozenset({"/login", "/static/app.css", "/.well-known/kundo-gdpr-proof.pub"})
 # An editor confirming a request by mail has no sign-in: the one-time token is it.
 PUBLIC_PREFIXES = ("/confirm/", "/downloads/")
 CSP = ("default-src 'none'; script-src 'none'; style-src 'self'; img-src 'self'; "
