@@ -32,7 +32,7 @@ def _attachments(raw: bytes) -> list[tuple[str, bytes]]:
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     assert isinstance(msg, EmailMessage)
     return [(a.get_filename() or "", a.get_payload(decode=True) or b"")
-            for a in msg.iter_attachments()]
+            for a in msg.iter_attachments() if a.get_filename() != "proof.json"]
 
 
 def _export_done(config: Config, engine: Engine) -> tuple[OutboundMail, Export]:
@@ -52,6 +52,7 @@ def test_the_stored_reply_keeps_no_export_bytes_once_sent_and_the_eml_none_after
     assert done.state == "sent"
     ((name, note),) = _attachments(done.raw)
     assert name == f"{export.filename}.removed.txt" and b"removed" in note
+    assert "proof.json" in str(done.raw)  # kept: it names nobody in clear
     eml = auto_config.path("var/outbox") / eml_name(done.message_id)
     ((delivered, data),) = _attachments(eml.read_bytes())  # what was delivered: the file
     assert delivered == export.filename and data == Path(export.path).read_bytes()

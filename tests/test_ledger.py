@@ -15,6 +15,7 @@ from kundo_gdpr.config import Config
 from kundo_gdpr.desk import Counts
 from kundo_gdpr.models import Event, ForumPost, MailConversation, Request
 from kundo_gdpr.records import ledger
+from kundo_gdpr.stages import undo
 from tests.backups import Backup
 from tests.conftest import make_config
 from tests.helpers import drop, request_mail
@@ -166,3 +167,19 @@ def test_the_replay_command_reports_counts_per_reference_and_what_it_could_not_c
     assert said.startswith("Not checked: 1 erasure was hashed with key k") and said.endswith(
         f"records.old_hash_keys_env): {reference}.")
     assert main([*replay, "--since", "yesterday"]) == 2
+
+
+def test_an_undone_erasure_is_not_erased_again_by_a_replay(
+    world: None, records_config: Config, engine: Engine, factory: sessionmaker[Session],
+) -> None:
+    erase_alice(records_config, engine)
+    with factory.begin() as session:
+        undo.undo(session, records_config, session.scalars(select(Request)).one(), "admin",
+                  "fel person")
+    with factory() as session:
+        before = snapshot(session)
+    report = ledger.replay(factory, records_config)
+    assert (report.entries, report.erased, report.skipped) == (0, {}, [])
+    ids = channel_ids(factory)
+    with factory() as session:
+        assert snapshot(session) == before and traces(session, ids)

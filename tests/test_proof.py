@@ -24,11 +24,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from kundo_gdpr.cli import main
 from kundo_gdpr.config import Config
 from kundo_gdpr.demo import run_demo
-from kundo_gdpr.models import InboundMail, OutboundMail, Request
+from kundo_gdpr.models import Export, InboundMail, OutboundMail, Request
 from kundo_gdpr.records.hashing import key_ring
 from kundo_gdpr.web import make_app
 from tests.conftest import make_config
-from tests.helpers import delivered
 
 Client = TestClient[Any, Any]
 MakeClient = Callable[..., Awaitable[Client]]
@@ -96,7 +95,7 @@ async def test_the_demos_receipts_and_done_replies_carry_proofs_that_verify(
     with factory() as session:
         requests = {r.reference: r for r in session.scalars(select(Request))}
         mails = {m.id: m.raw for m in session.scalars(select(InboundMail))}
-        for reference, purpose, msg, data in found:
+        for reference, purpose, _msg, data in found:
             request = requests[reference]
             fields = independently_verified(data, pem)
             assert (fields["reference"], fields["stage"]) == (reference, purpose)
@@ -114,8 +113,9 @@ async def test_the_demos_receipts_and_done_replies_carry_proofs_that_verify(
                 assert fields["counts"].get(action) == (
                     {ring.hash_subject(s): c for s, c in request.result[action].items()}
                     if action in request.kinds else None)
+            files = session.scalars(select(Export).where(Export.request_id == request.id))
             assert sorted(f["sha256"] for f in fields["files"]) == sorted(
-                hashlib.sha256(a.get_payload(decode=True)).hexdigest() for a in delivered(msg))
+                hashlib.sha256(Path(e.path).read_bytes()).hexdigest() for e in files)
             path = tmp_path / f"{reference}-{purpose}.json"
             path.write_bytes(data)
             assert main(["--config", str(config_file(demo, tmp_path)), "proof", "verify",

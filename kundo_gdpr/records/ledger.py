@@ -89,6 +89,12 @@ def record(
     append(path(config), [line])
 
 
+def record_undo(config: Config, request: Request) -> None:
+    """The request's erasure was undone: replay no longer erases it again."""
+    append(path(config), [{"v": VERSION, "at": utcnow().isoformat(),
+                           "reference": request.reference, "undone": True}])
+
+
 def append(target: Path, lines: Iterable[dict[str, Any]]) -> None:
     """Append lines under an exclusive lock (several workers), then fsync."""
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -110,23 +116,33 @@ def read(target: Path, since: dt.datetime | None = None) -> tuple[list[Entry], l
         text = target.read_text(encoding="utf-8", errors="replace")
     except FileNotFoundError:
         return entries, bad
+    undone: dict[str, dt.datetime] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            entry = _entry(json.loads(line))
-        except (ValueError, KeyError, TypeError):
+            data = json.loads(line)
+            if data.get("undone"):
+                undone[str(data["reference"])] = _time(data["at"])
+                continue
+            entry = _entry(data)
+        except (ValueError, KeyError, TypeError, AttributeError):
             bad.append(number)
             continue
         if since is None or entry.at >= since:
             entries.append(entry)
-    return entries, bad
+    kept = [e for e in entries if not (e.reference in undone and undone[e.reference] >= e.at)]
+    return kept, bad
+
+
+def _time(text: str) -> dt.datetime:
+    at = dt.datetime.fromisoformat(text)
+    return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
 
 
 def _entry(data: dict[str, Any]) -> Entry:
-    at = dt.datetime.fromisoformat(data["at"])
     return Entry(
-        at=at if at.tzinfo else at.replace(tzinfo=dt.UTC),
+        at=_time(data["at"]),
         reference=str(data["reference"]),
         organization_id=int(data["organization_id"]),
         channels=tuple((int(c["id"]), str(c["kind"])) for c in data["channels"]),

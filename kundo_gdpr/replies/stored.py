@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session
 from kundo_gdpr.models import Export, OutboundMail, utcnow
 
 REMOVED = ".removed.txt"
+# Kept whole: the signed proof names nobody in clear and is what the reply proves.
+KEPT = frozenset({"proof.json"})
 
 
 def without_attachments(raw: bytes) -> bytes:
@@ -31,7 +33,7 @@ def without_attachments(raw: bytes) -> bytes:
         if part.is_multipart() or not part.is_attachment():
             continue
         name = part.get_filename() or "attachment"
-        if name.endswith(REMOVED):
+        if name.endswith(REMOVED) or name in KEPT:
             continue
         part.set_content(f"[{name}: removed from the stored copy after delivery]\n",
                          disposition="attachment", filename=name + REMOVED)

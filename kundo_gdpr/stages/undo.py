@@ -20,6 +20,7 @@ from kundo_gdpr.actions.vault import UndoRefused
 from kundo_gdpr.config import Config
 from kundo_gdpr.models import Request, utcnow
 from kundo_gdpr.models.queue import DONE, UNDONE
+from kundo_gdpr.records import ledger
 from kundo_gdpr.replies.context import reply_context
 from kundo_gdpr.replies.outbox import queue_reply
 
@@ -46,6 +47,7 @@ def undo(
         raise UndoRefused("already_undone", undone_at=window.undone_at)
     restored = vault.restore(session, window, now)
     request.state = UNDONE
+    ledger.record_undo(config, request)  # so a replay after a restore does not erase it again
     audit.record(session, "undone", actor=actor, request=request, reason=reason,
                  restored=restored)
     if request.sender:
