@@ -72,7 +72,7 @@ def test_a_copy_of_the_id_attached_is_no_export(
     assert (request.state, request.kinds) == ("done", ["erase"])
     assert _alice_chats(factory) == 1  # Cykelbolaget's is gone, Bokhandeln's is not theirs
     (done,) = [m for m in outbox_messages(auto.path("var/outbox")) if "utförd" in m["Subject"]]
-    assert [p.get_filename() for p in done.iter_attachments()] == []
+    assert [p.get_filename() for p in done.iter_attachments()] == ["proof.json"]
 
 
 def test_both_kinds_in_one_mail_wait_for_an_agent(

@@ -17,7 +17,7 @@ from kundo_gdpr.cli import main
 from kundo_gdpr.config import Config
 from kundo_gdpr.models import Channel, Event, MailConversation, MailMessage, Organization
 from tests.conftest import make_config
-from tests.helpers import SV_ASSERTION, drop, outbox_messages, request_mail
+from tests.helpers import SV_ASSERTION, delivered, drop, outbox_messages, request_mail
 from tests.test_pipeline import ERASE_ALICE, run_all, worker_for
 from tests.test_web import MakeClient, _client, _csrf, _sign_in, _token, agents  # noqa: F401
 
@@ -75,8 +75,8 @@ def test_held_mail_survives_the_erase_and_is_exported_and_told(
     run_all(worker_for(auto_config, engine))
     (export,) = [m for m in outbox_messages(auto_config.path("var/outbox"))
                  if m["Subject"].endswith("Er begäran är utförd") and m is not done
-                 and list(m.iter_attachments())]
-    (attachment,) = list(export.iter_attachments())
+                 and delivered(m)]
+    (attachment,) = delivered(export)
     data = attachment.get_content()
     if attachment.get_filename().endswith(".zip"):
         archive = zipfile.ZipFile(io.BytesIO(data))
