@@ -26,6 +26,7 @@ from kundo_gdpr.models import (
 from tests.conftest import make_config
 from tests.helpers import outbox_messages
 from tests.test_pipeline import run_all, worker_for
+from tests.test_web import MakeClient, _client, _csrf, _sign_in, _token, agents  # noqa: F401
 
 DEC = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)
 
@@ -169,3 +170,35 @@ def test_schedules_on_the_command_line_add_preview_list_and_remove(
         assert main([*base, "remove", "1"]) == 0
         assert main([*base, "remove", "1"]) == 1
         assert "no rule #1" in capsys.readouterr().err
+
+
+async def test_an_agent_sets_previews_and_approves_a_rule_on_the_web(
+    aiohttp_client: MakeClient, world: None, auto_config: Config, engine: Engine,
+    agents: None, factory: sessionmaker[Session],  # noqa: F811
+) -> None:
+    form = {"organization": "cykelbolaget", "kind": "chat", "basis": "inactive", "months": "6"}
+    with time_machine.travel(dt.datetime(2030, 1, 1, tzinfo=dt.UTC), tick=False):
+        anna = await _client(aiohttp_client, auto_config, engine)
+        await _sign_in(anna, "anna@kundo.se")
+        refused = await anna.post("/schedules", data={**form, "csrf": await _token(
+            anna, "/schedules")})
+        assert "would erase the whole channel Cykelbolaget AB – chatt today" in (
+            await refused.text())
+    with time_machine.travel(DEC, tick=False):
+        anna = await _client(aiohttp_client, auto_config, engine)
+        await _sign_in(anna, "anna@kundo.se")
+        added = await anna.post("/schedules", data={**form, "csrf": await _token(
+            anna, "/schedules")})
+        assert "The rule is set." in await added.text()
+        run_all(worker_for(auto_config, engine))
+        html = await (await anna.get("/schedules")).text()
+        assert "waiting: first run" in html and "customers with no activity for 6 months" in html
+        with factory() as session:
+            (run,) = runs(session)
+        approved = await anna.post(f"/schedules/runs/{run.id}/approve",
+                                   data={"csrf": _csrf(html)})
+        assert "The run is approved." in await approved.text()
+        run_all(worker_for(auto_config, engine))
+    with factory() as session:
+        (run,) = runs(session)
+        assert run.state == "done" and run.approved_by == "anna@kundo.se"

@@ -1,4 +1,5 @@
-"""Undo (the safety window) on the request page, and the legal holds page; admins act.
+"""Undo (the safety window) on the request page, the legal holds page and the retention
+schedules page.
 
 The handlers read the form and pick the page; what undo does is in
 `kundo_gdpr.stages.undo`, one transaction, and a refusal is recorded in its own.
@@ -14,7 +15,7 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from kundo_gdpr.actions import holds
+from kundo_gdpr.actions import holds, schedules
 from kundo_gdpr.models import Channel, Organization
 from kundo_gdpr.stages import decide, undo
 from kundo_gdpr.stages.decide import ReviewError
@@ -116,3 +117,80 @@ async def hold_end(request: web.Request) -> web.Response:
     except holds.HoldError as exc:
         raise web.HTTPSeeOther(f"/holds?error={exc.code}") from exc
     raise web.HTTPSeeOther("/holds?done=ended")
+
+
+# -- retention schedules ----------------------------------------------------------------
+
+
+def _schedules_page(session: Session) -> dict[str, Any]:
+    rows = [{"id": rule.id, "organization": slug, "kind": rule.kind, "basis": rule.basis,
+             "months": rule.months, "strategy": rule.strategy, "created_by": rule.created_by,
+             "run": None if run is None else {
+                 "id": run.id, "state": run.state, "waits_for": run.waits_for,
+                 "counts": run.counts, "total": run.total, "result": run.result}}
+            for rule, slug, run in schedules.rules(session)]
+    orgs = session.execute(select(Organization.slug, Organization.name)
+                           .order_by(Organization.name)).all()
+    return {"rows": rows, "organizations": [{"slug": o.slug, "name": o.name} for o in orgs]}
+
+
+@routes.get("/schedules")
+async def schedules_page(request: web.Request) -> web.Response:
+    data = await in_db(request, _schedules_page)
+    error = request.query.get("error")
+    known = error if error and f"error_schedule_{error}" in strings(request[LANG]) else None
+    return render(request, "schedules.html", error=known, done=request.query.get("done"),
+                  detail=request.query.get("channel", ""), **data)
+
+
+def _agent(request: web.Request) -> str:
+    agent = request[AGENT]
+    assert agent is not None
+    return str(agent.email)
+
+
+@routes.post("/schedules")
+async def schedule_add(request: web.Request) -> web.Response:
+    actor = _agent(request)
+    config = request.app[CONFIG]
+    form = await request.post()
+    basis, kind = str(form.get("basis", "")), str(form.get("kind", ""))
+    try:
+        months = int(str(form.get("months", "")))
+    except ValueError:
+        raise web.HTTPSeeOther("/schedules?error=age_zero") from None
+    strategy = schedules.WHOLE if basis == schedules.OLDER else getattr(
+        config.erase, kind, "")
+
+    def work(session: Session) -> None:
+        schedules.add(session, str(form.get("organization", "")), kind, basis, months,
+                      str(form.get("strategy") or strategy), actor)
+
+    try:
+        await in_db(request, work)
+    except schedules.ScheduleError as exc:
+        where = quote(str(exc.detail.get("channel", "")))
+        raise web.HTTPSeeOther(f"/schedules?error={exc.code}&channel={where}") from exc
+    raise web.HTTPSeeOther("/schedules?done=added")
+
+
+@routes.post(r"/schedules/runs/{run:\d+}/approve")
+async def schedule_approve(request: web.Request) -> web.Response:
+    actor = _agent(request)
+    run_id = int(request.match_info["run"])
+    try:
+        await in_db(request, lambda s: schedules.approve(s, run_id, actor))
+    except schedules.ScheduleError as exc:
+        raise web.HTTPSeeOther(f"/schedules?error={exc.code}") from exc
+    raise web.HTTPSeeOther("/schedules?done=approved")
+
+
+@routes.post(r"/schedules/{rule:\d+}/remove")
+async def schedule_remove(request: web.Request) -> web.Response:
+    actor = _agent(request)
+    rule_id = int(request.match_info["rule"])
+    try:
+        await in_db(request, lambda s: schedules.remove(s, rule_id, actor))
+    except schedules.ScheduleError as exc:
+        raise web.HTTPSeeOther(f"/schedules?error={exc.code}") from exc
+    raise web.HTTPSeeOther("/schedules?done=removed")
