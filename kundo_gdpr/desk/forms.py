@@ -13,8 +13,6 @@ from kundo_gdpr.identity import unicode_domain
 
 # The `@` as written: plain, %40, &#64; / &#064;, &#x40; / &#X040;, =40.
 AT = r"(?:@|%40|&\#0*64;|&\#[xX]0*40;|=40)"
-# The literal forms looked for by the index (SQL), before the exact pattern.
-AT_FORMS = ("@", "%40", "&#64;", "&#x40;", "=40")
 
 
 def domains(address: str) -> list[str]:
@@ -25,10 +23,31 @@ def domains(address: str) -> list[str]:
     return found
 
 
-def needles(address: str) -> list[str]:
-    """Substrings one of which every written form of the address contains."""
+def like_patterns(address: str) -> list[str]:
+    """LIKE patterns (escape "\\") that every written form of the address matches:
+    the local part, then the domain. One per domain form instead of one per
+    form of the `@`: the index search reads a fifth as much; the exact
+    pattern sorts out the few rows that only look alike."""
+    local = _escape(address.rpartition("@")[0])
+    return [f"%{local}%{_escape(domain)}%" for domain in domains(address)]
+
+
+def fts_terms(address: str) -> list[str] | None:
+    """The same, as FTS5 trigram query terms ("local" AND "domain"); None when a
+    part is too short for trigrams (it would match nothing)."""
     local = address.rpartition("@")[0]
-    return [f"{local}{at}{domain}" for domain in domains(address) for at in AT_FORMS]
+    if len(local) < 3 or any(len(d) < 3 for d in domains(address)):
+        return None
+    return [f"({phrase(local)} AND {phrase(domain)})" for domain in domains(address)]
+
+
+def phrase(text: str) -> str:
+    """One quoted FTS5 phrase (a quote inside doubled): never read as syntax."""
+    return '"' + text.replace('"', '""') + '"'
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def address_pattern(address: str) -> re.Pattern[str]:

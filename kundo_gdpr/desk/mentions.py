@@ -38,7 +38,7 @@ from sqlalchemy.sql.elements import TextClause
 
 from kundo_gdpr import i18n, identity
 from kundo_gdpr.desk import ownership
-from kundo_gdpr.desk.forms import address_pattern, needles
+from kundo_gdpr.desk.forms import address_pattern, fts_terms, like_patterns, phrase
 from kundo_gdpr.desk.protocol import Mention, Strategy
 from kundo_gdpr.models import (
     Channel,
@@ -129,11 +129,12 @@ def scan(
     pattern = address_pattern(subject)
     folded = [n.casefold() for n in names]
     for target in targets(kind, strategy):
-        forms = needles(subject)
-        hits = [_contains(session, c, form) for c in target.columns for form in forms]
+        hits = [_like(session, c, p) for c in target.columns for p in like_patterns(subject)]
         hits += [_contains(session, c, n) for c in _texts(target) for n in names]
         last = (cursor or {}).get(target.table, 0)
-        searched = [*forms, *names]
+        terms = fts_terms(subject)
+        searched = (None if terms is None or any(len(n) < 3 for n in names)
+                    else [*terms, *(phrase(n) for n in names)])
         for rows in _pages(session, target, subject, channel_ids, hits, last, searched):
             markers = markers or _markers(session, channel_ids)
             yield _page(session, target, rows, pattern, folded, markers, dry_run)
@@ -186,7 +187,7 @@ def stored_names(session: Session, subject: str, channel_ids: Sequence[int]) -> 
 
 def _pages(
     session: Session, target: Target, subject: str, channel_ids: Sequence[int],
-    hits: list[ColumnElement[bool]], last: int, needles: Sequence[str],
+    hits: list[ColumnElement[bool]], last: int, needles: Sequence[str] | None,
 ) -> Iterator[list[Any]]:
     # The candidates' ids first, then their texts a page at a time. Keyset by
     # id: a candidate the exact pattern rejects (malice@…) still matches the
@@ -205,7 +206,7 @@ def _pages(
 
 def _candidates(
     session: Session, target: Target, subject: str, channel_ids: Sequence[int],
-    hits: list[ColumnElement[bool]], last: int, needles: Sequence[str],
+    hits: list[ColumnElement[bool]], last: int, needles: Sequence[str] | None,
 ) -> list[int]:
     def matching(hit: ColumnElement[bool]) -> Select[tuple[int]]:
         ids = select(target.model.id)
@@ -234,7 +235,7 @@ def _candidates(
     # without it, one pass over every row tests every needle.
     fts = _fts_query(session, target, needles)
     if fts is not None:
-        found.update(session.scalars(fts, {"q": _phrases(needles), "last": last}))
+        found.update(session.scalars(fts, {"q": " OR ".join(needles or ()), "last": last}))
     else:
         found.update(session.scalars(
             select(target.model.id).where(or_(*hits), target.model.id > last)))
@@ -249,26 +250,21 @@ def _candidates(
 
 
 def _fts_query(
-    session: Session, target: Target, needles: Sequence[str]
+    session: Session, target: Target, terms: Sequence[str] | None
 ) -> TextClause | None:
-    """Ids whose texts hold one of the needles, from the table's trigram FTS5 index.
+    """Ids whose texts hold one of the terms, from the table's trigram FTS5 index.
 
     None when the table has no such index (a desk not made by our migrations)
-    or a needle is too short for trigrams (it would match nothing). The index
-    folds case like LIKE does, and more (not only ASCII): a superset of LIKE's
-    rows, each checked exactly afterwards. Names are looked for in every
-    column (address columns too): a superset again, sorted out by the check.
+    or a term is too short for trigrams (`terms` None: it would match
+    nothing). The index folds case like LIKE does, and more (not only ASCII):
+    a superset of LIKE's rows, each checked exactly afterwards. Names are
+    looked for in every column (address columns too): a superset again,
+    sorted out by the check.
     """
     fts = f"{target.table}_fts"
-    if any(len(n) < 3 for n in needles) or not _has_table(session, fts):
+    if terms is None or not _has_table(session, fts):
         return None
     return text(f"SELECT rowid FROM {fts} WHERE {fts} MATCH :q AND rowid > :last")
-
-
-def _phrases(needles: Sequence[str]) -> str:
-    # Each needle one quoted FTS5 phrase (a quote inside doubled): no
-    # operator or column name in a name or address is ever read as syntax.
-    return " OR ".join('"' + n.replace('"', '""') + '"' for n in needles)
 
 
 def _has_table(session: Session, name: str) -> bool:
@@ -281,6 +277,15 @@ def _in_subjects_threads(subject: str) -> ColumnElement[bool]:
     # topic_id IS NOT NULL first: NOT (NULL IN (…)) is NULL, which would drop openers.
     return and_(ForumPost.topic_id.is_not(None), ForumPost.topic_id.in_(select(opener.id).where(
         opener.author_key == subject, opener.topic_id.is_(None))))
+
+
+def _like(
+    session: Session, column: InstrumentedAttribute[Any], pattern: str
+) -> ColumnElement[bool]:
+    """`column` matches a LIKE pattern (escape "\\"), in any case."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column.ilike(pattern, escape="\\")
+    return column.like(pattern, escape="\\")
 
 
 def _contains(
