@@ -32,6 +32,8 @@ EXPORT_ONLY_EXAMPLES: dict[str, str] = {
                            "radera ingenting ännu.",
     senses.EXPORT_ONLY[1]: "We only want a copy of alice@example.com's forum posts; "
                            "the account should be deleted later.",
+    senses.EXPORT_ONLY[2]: "Forum posts of alice@example.com: export only, keep the account "
+                           "(we may delete it later).",
 }
 NOT_YET_EXAMPLES: dict[str, str] = {
     senses.NOT_YET[0]: "Please export alice@example.com's forum posts, not yet delete them.",
@@ -211,7 +213,7 @@ def test_each_scope_word_narrows_everything(preposition: str) -> None:
 @pytest.mark.parametrize(
     "closing",
     ["All the best,", "Ha det fint!", "Allt gott,", "Take care,", "Trevlig helg!", "Warmly,",
-     "Tack på förhand!", "Sincerely,"],
+     "Tack på förhand!", "Sincerely,", "Tack på förhand.", "Best wishes", "Vänligen"],
 )
 def test_any_closing_line_with_a_name_block_ends_the_new_text(closing: str) -> None:
     parsed = _parse(f"Hej,\n\nRadera forumet för alice@example.com.\n{SV_ASSERTION}\n\n"

@@ -162,6 +162,18 @@ ALL_CHANNELS_WORDS: tuple[str, ...] = (
     r"alla personuppgifter",
     r"allt",
     r"all information",
+    r"all the information",
+    r"all the data",
+    r"all of the data",
+    r"all personal data",
+    r"all their personal data",
+    r"all channels",
+    r"every channel",
+    r"alla kanaler",
+    r"samtliga kanaler",
+    r"alla data",
+    r"samtliga uppgifter",
+    r"samtliga personuppgifter",
 )
 
 # Local parts of role addresses: a function, not a person. Never a subject unless

@@ -52,6 +52,25 @@ SIGN_OFFS: tuple[str, ...] = (
     "tack",
     "cheers",
     "hälsar",
+    "bästa hälsningar",
+    "varma hälsningar",
+    "med vänlig hälsning",
+    "vänlig hälsning",
+    "allt gott",
+    "ha det bra",
+    "ha en bra dag",
+    "trevlig helg",
+    "vänligen",
+    "tack på förhand",
+    "best wishes",
+    "all the best",
+    "warm regards",
+    "warmest regards",
+    "many thanks",
+    "thanks in advance",
+    "sincerely",
+    "yours sincerely",
+    "kind wishes",
 )
 DEVICE_SIGN_OFFS: tuple[str, ...] = ("skickat från min", "sent från min", "sent from my")
 _NAME = r"(?:[A-ZÅÄÖÉ][\w.'-]*(?:\s+[A-ZÅÄÖÉ][\w.'-]*){0,2})"
@@ -72,7 +91,9 @@ SIGNATURE_DASHES = re.compile(r"^--\s?$")
 NAME_SIGN_OFF = re.compile(r"^\s*[/–—-]\s*" + _NAME + r"\s*$")
 # Any short closing line ("All the best,", "Ha det fint!") counts when a
 # short block that starts with a name follows it to the end of the text.
-CLOSING_LINE = re.compile(r"^\s*[^\W\d][^@:;<>\d]{0,38}[,!]\s*$")
+CLOSING_LINE = re.compile(r"^\s*[^\W\d][^@:;<>\d]{0,38}[,!.]\s*$")
+# A closing line that ends in a full stop is a short one ("Tack på förhand.").
+MAX_CLOSING_WORDS_WITH_STOP = 3
 NAME_LINE = re.compile(r"^\s*" + _NAME + r"\s*[,.]?\s*$")
 MAX_CLOSING_WORDS = 5
 MAX_NAME_BLOCK_LINES = 8
@@ -146,6 +167,8 @@ def without_signature(text: str, request_words: re.Pattern[str] | None = None) -
 def _closing_at(lines: list[str], index: int, request_words: re.Pattern[str] | None) -> bool:
     line = lines[index]
     if not CLOSING_LINE.match(line) or len(line.split()) > MAX_CLOSING_WORDS:
+        return False
+    if line.rstrip().endswith(".") and len(line.split()) > MAX_CLOSING_WORDS_WITH_STOP:
         return False
     if not any(earlier.strip() for earlier in lines[:index]):
         return False  # the greeting

@@ -41,6 +41,7 @@ EXPORT_ONLY: tuple[str, ...] = (
     r"\b(?:bara|endast|enbart|bara vill ha|vill bara ha)\s+(?:ha\s+)?(?:en\s+)?(?:kopia|utdrag|"
     r"registerutdrag|export)\b",
     r"\b(?:only|just|merely)\s+(?:want\s+|need\s+)?(?:a\s+)?(?:copy|export|extract)\b",
+    r"\b(?:export|copy|kopia|utdrag|registerutdrag)\s+(?:only|endast|enbart)\b",
 )
 # "Not yet" and its kin: a kind asked for later is not asked for now.
 NOT_YET: tuple[str, ...] = (
