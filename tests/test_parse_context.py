@@ -277,3 +277,18 @@ def test_the_forwarded_mail_is_not_the_mail_channel(phrase: str) -> None:
     parsed = _parse(f"Please delete this customer's forum posts, {phrase}: ann@example.com.\n"
                     f"{EN_ASSERTION}\n")
     assert parsed.channels == ("forum",)
+
+
+@pytest.mark.parametrize("name_line", ["Karin Berg", "Karin", "KARIN BERG"])
+def test_the_senders_own_name_opens_a_signature_without_any_closing_line(name_line: str) -> None:
+    parsed = _parse(f"Hej,\n\nRadera forumet för alice@example.com.\n{SV_ASSERTION}\n\n"
+                    f"{name_line}\nKundansvarig, Partner AB\nkarin.berg@partner.se\n",
+                    sender="Karin Berg <karin@cykelbolaget.se>")
+    assert parsed.subjects == ("alice@example.com",)
+
+
+def test_another_name_at_the_end_is_still_a_subject_block() -> None:
+    parsed = _parse(f"Hej,\n\nRadera forumet för kunden nedan. {SV_ASSERTION}\n\n"
+                    f"Alice Andersson\nalice@example.com\n",
+                    sender="Karin Berg <karin@cykelbolaget.se>")
+    assert parsed.subjects == ("alice@example.com",)

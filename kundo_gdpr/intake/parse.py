@@ -80,7 +80,7 @@ def _parse(msg: Message, tree: Message, support: tuple[str, ...]) -> ParsedMail:
         normalise.text(forwarded_from.group(1)) if forwarded_from else "")]
     for attached in mime.forwarded_mails(tree):
         forwarded_senders += mime.senders(attached)
-    unsigned = quotes.without_signature(new, phrases.REQUEST_PATTERN)
+    unsigned = quotes.without_signature(new, phrases.REQUEST_PATTERN, sender_name)
     assertion = has_assertion(new)
     topic = REPLY_PREFIX.sub("", subject_line)
     reading = read_kinds(topic + "\n\n" + unsigned)

@@ -147,34 +147,78 @@ def _is_sign_off(line: str) -> bool:
     return bool(SIGN_OFF.match(line) or DEVICE_SIGN_OFF.match(line))
 
 
-def without_signature(text: str, request_words: re.Pattern[str] | None = None) -> str:
+def without_signature(
+    text: str, request_words: re.Pattern[str] | None = None, signer: str | None = None
+) -> str:
     """The text above the signature.
 
     A signature starts at a `-- ` line, a listed sign-off line, a "/Name"
-    line, or any short closing line (not the greeting, without words of the
+    line, any short closing line (not the greeting, without words of the
     request itself, which `request_words` matches) that a short block opening
-    with a name follows to the end.
+    with a name follows to the end, or a short block to the end that opens
+    with the sender's own name (`signer`, the From display name).
     """
     lines = text.splitlines()
+    tail = _Tail(lines)
+    names = {w.casefold() for w in re.findall(r"[^\W\d_]+", signer or "") if len(w) > 1}
     for index, line in enumerate(lines):
+        if not line.strip():
+            continue
         if SIGNATURE_DASHES.match(line) or _is_sign_off(line) or NAME_SIGN_OFF.match(line):
             return "\n".join(lines[:index])
-        if _closing_at(lines, index, request_words):
+        if index <= tail.first or len(line) > MAX_NAME_BLOCK_LINE:
+            continue  # the greeting, or no short line
+        if _closing_at(line, tail, index, request_words) or _signer_at(line, tail, index, names):
             return "\n".join(lines[:index])
     return text
 
 
-def _closing_at(lines: list[str], index: int, request_words: re.Pattern[str] | None) -> bool:
-    line = lines[index]
-    if not CLOSING_LINE.match(line) or len(line.split()) > MAX_CLOSING_WORDS:
+class _Tail:
+    """What follows each line, precomputed so that every line's check is O(1)
+    (a hostile mail of a hundred thousand short lines stays linear)."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+        count = len(lines)
+        self.left = [0] * (count + 1)  # non-empty lines from i to the end
+        self.next = [count] * (count + 1)  # the first non-empty line at or after i
+        self.long = [False] * (count + 1)  # a line too long for a signature from i on
+        for i in range(count - 1, -1, -1):
+            filled = bool(lines[i].strip())
+            self.left[i] = self.left[i + 1] + filled
+            self.next[i] = i if filled else self.next[i + 1]
+            self.long[i] = self.long[i + 1] or len(lines[i]) > MAX_NAME_BLOCK_LINE
+        self.first = self.next[0]
+
+    def short_block_after(self, index: int, opens: re.Pattern[str] | None = None) -> bool:
+        """A block of at most MAX_NAME_BLOCK_LINES short lines runs from after
+        `index` to the end, opening with a line `opens` matches."""
+        start = self.next[index + 1]
+        if start >= len(self.lines) or self.left[start] > MAX_NAME_BLOCK_LINES:
+            return False
+        if self.long[start]:
+            return False
+        return opens is None or bool(opens.match(self.lines[start]))
+
+
+def _closing_at(
+    line: str, tail: _Tail, index: int, request_words: re.Pattern[str] | None
+) -> bool:
+    words = len(line.split())
+    if not CLOSING_LINE.match(line) or words > MAX_CLOSING_WORDS:
         return False
-    if line.rstrip().endswith(".") and len(line.split()) > MAX_CLOSING_WORDS_WITH_STOP:
+    if line.rstrip().endswith(".") and words > MAX_CLOSING_WORDS_WITH_STOP:
         return False
-    if not any(earlier.strip() for earlier in lines[:index]):
-        return False  # the greeting
     if request_words is not None and request_words.search(line):
         return False
-    block = [rest for rest in lines[index + 1 :] if rest.strip()]
-    if not block or not NAME_LINE.match(block[0]) or len(block) > MAX_NAME_BLOCK_LINES:
+    return tail.short_block_after(index, NAME_LINE)
+
+
+def _signer_at(line: str, tail: _Tail, index: int, names: set[str]) -> bool:
+    """The sender's own name alone on a line, a short block (or nothing) after it."""
+    if not names:
         return False
-    return all(len(rest) <= MAX_NAME_BLOCK_LINE for rest in block)
+    words = [w.casefold() for w in re.findall(r"[^\W\d_]+", line)]
+    if not words or not set(words) <= names or not NAME_LINE.match(line):
+        return False
+    return tail.left[index + 1] == 0 or tail.short_block_after(index)
