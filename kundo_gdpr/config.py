@@ -32,6 +32,8 @@ class ServiceConfig:
     poll_seconds: float = 10.0
     # More replies to one address within an hour are held, not sent; 0: no limit.
     max_replies_per_sender_per_hour: int = 20
+    # More held replies than this to one address go out at once as one digest; 0: never.
+    digest_after: int = 5
 
 
 @dataclass(frozen=True)

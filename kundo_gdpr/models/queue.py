@@ -52,6 +52,7 @@ QUEUED = "queued"
 SENT = "sent"
 SEND_FAILED = "failed"
 HELD = "held"  # over the per-sender rate limit; an agent releases it
+BUNDLED = "bundled"  # held, then told in a digest mail instead (replies/digest.py)
 
 
 class InboundMail(Base):

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from kundo_gdpr.models import OutboundMail, Request, StageFailure, StageStat
 from kundo_gdpr.models.queue import (
+    BUNDLED,
     DONE,
     HELD,
     OPEN_STATES,
@@ -36,7 +37,7 @@ from kundo_gdpr.models.queue import (
 from kundo_gdpr.operations.stats import FETCH
 
 PREFIX = "kundo_gdpr"
-OUTBOX_STATES = (QUEUED, HELD, SENT, SEND_FAILED)
+OUTBOX_STATES = (QUEUED, HELD, BUNDLED, SENT, SEND_FAILED)
 # Open requests by whole days left until due (an extended deadline counts).
 DUE_BUCKETS = (("overdue", -10**9, -1), ("0-2", 0, 2), ("3-7", 3, 7), ("8-14", 8, 14),
                ("15-30", 15, 30), ("31+", 31, 10**9))

@@ -1,5 +1,6 @@
 """Stage deliver: `outbound_mail` `queued` -> `sent` | `failed` (and `held`
--> `queued` when the hourly limit allows).
+-> `queued` when the hourly limit allows, or `held` -> `bundled` into one digest
+when more than `service.digest_after` wait for one address).
 
 Reads the outbox; writes each reply's delivery state, attempts and last
 error, with `reply_sent`/`reply_failed` audit events (`replies.outbox`).
@@ -12,6 +13,7 @@ from collections.abc import Callable
 from sqlalchemy.orm import Session, sessionmaker
 
 from kundo_gdpr.config import Config
+from kundo_gdpr.replies.digest import bundle_held
 from kundo_gdpr.replies.outbox import deliver_one, release_due
 from kundo_gdpr.replies.transports import Transport
 
@@ -24,6 +26,7 @@ def deliver_all(
 
     Released replies count as work only once sent, so an idle pass stays idle.
     """
+    bundle_held(factory, config)
     release_due(factory, config)
     done = 0
     while not should_stop() and deliver_one(factory, config, transport):
