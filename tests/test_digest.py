@@ -46,7 +46,7 @@ def test_more_than_five_held_replies_go_out_as_one_digest_listing_each_request(
     rows = [r for r in replies(engine) if r.to_addr == "eva@cykelbolaget.se"]
     assert [r.state for r in rows] == ["sent"] * 2 + ["bundled"] * 6 + ["sent"]
     (digest,) = sent_digests(tmp_path)
-    body = digest.get_content()
+    body = digest.get_body(("plain",)).get_content()  # type: ignore[union-attr]
     assert digest["Subject"] == "[Kundo] 6 svar om era begäranden, i ett mejl"
     listed = REFERENCE.findall(body)
     with db.session_factory(engine)() as session:
@@ -57,6 +57,8 @@ def test_more_than_five_held_replies_go_out_as_one_digest_listing_each_request(
         bundled = session.scalars(select(Event).where(Event.action == "reply_bundled")).all()
         assert sorted(e.request_id for e in bundled) == sorted(r.request_id for r in rows[2:8])
         assert {e.detail["digest"] for e in bundled} == {rows[8].message_id}
+    proofs = sorted(p.get_filename() for p in digest.iter_attachments())
+    assert proofs == sorted(f"{ref}-receipt-proof.json" for ref, _, _ in expected)
     run(config, engine)  # nothing is held any more: no second digest
     assert len(sent_digests(tmp_path)) == 1
 
@@ -71,12 +73,12 @@ def test_replies_with_exported_data_stay_held_and_the_digest_says_they_follow(
 
     rows = replies(engine)
     held = [r for r in rows if r.state == "held"]
-    assert held and all(r.purpose == "done" for r in held)
+    assert held and all(r.purpose == "done" for r in held)  # they carry the export
     assert all(r.state in ("sent", "bundled") for r in rows if r.purpose != "done"
                and r.state != "held")
     digests = sent_digests(tmp_path)
     assert digests
-    text = "\n".join(d.get_content() for d in digests)
+    text = "\n".join(d.get_body(("plain",)).get_content() for d in digests)  # type: ignore[union-attr]
     assert "replies carry exported data and follow in their own mails" in text
     with db.session_factory(engine)() as session:
         references = {r.id: r.reference for r in session.scalars(select(Request))}

@@ -4,9 +4,10 @@ The hourly limit (`service.max_replies_per_sender_per_hour`) holds replies
 back, never drops them; but a burst of requests from one editor would then be
 answered hour by hour. When more than `service.digest_after` replies to one
 address are held, the ones without an attachment go out at once as one digest
-that lists each request's reference and its state now; each bundled reply
-becomes `bundled`, with a `reply_bundled` event in its request's trail.
-Replies carrying exported data stay held (the digest says they follow).
+that lists each request's reference and its state now, with each bundled
+reply's signed proof attached; each bundled reply becomes `bundled`, with a
+`reply_bundled` event in its request's trail. Replies carrying exported data
+stay held (the digest says they follow).
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from kundo_gdpr.config import Config
 from kundo_gdpr.models import OutboundMail, Request, utcnow
 from kundo_gdpr.models.queue import BUNDLED, HELD, QUEUED
 from kundo_gdpr.replies.outbox import OWN_HEADER
-from kundo_gdpr.replies.render import Envelope, make_message, new_message_id
+from kundo_gdpr.replies.render import Envelope, FileAttachment, make_message, new_message_id
+from kundo_gdpr.replies.stored import KEPT
 
 PURPOSE = "digest"
 
@@ -45,7 +47,7 @@ def bundle_held(factory: sessionmaker[Session], config: Config) -> int:
         for to_addr, rows in sorted(by_address.items()):
             if len(rows) <= limit:
                 continue
-            bundled = [r for r in rows if not _has_attachment(r.raw)]
+            bundled = [r for r in rows if not _carries_data(r.raw)]
             if bundled:
                 waiting = [r for r in rows if r not in bundled]
                 queue_digest(session, config, to_addr, bundled, waiting)
@@ -69,7 +71,10 @@ def queue_digest(session: Session, config: Config, to_addr: str,
     envelope = Envelope(from_addr=config.service.support_addresses[0],
                         from_name=config.service.from_name, to_addr=to_addr,
                         message_id=message_id)
-    msg = make_message(PURPOSE, language, envelope, context)
+    # Each bundled reply's signed proof travels in the digest, named for its request.
+    proofs = [p for row in bundled
+              for p in _proofs(row, _reference(row, requests.get(row.request_id)))]
+    msg = make_message(PURPOSE, language, envelope, context, proofs)
     msg[OWN_HEADER] = PURPOSE
     digest = OutboundMail(request_id=None, purpose=PURPOSE, message_id=message_id,
                           to_addr=to_addr, subject=str(msg["Subject"]), raw=msg.as_bytes(),
@@ -96,6 +101,22 @@ def _reference(row: OutboundMail, request: Request | None) -> str:
     return str(own or row.subject)
 
 
-def _has_attachment(raw: bytes) -> bool:
+def _carries_data(raw: bytes) -> bool:
+    """Whether the reply has an attachment other than its signed proof (an export)."""
     message = BytesParser(policy=policy.default).parsebytes(raw)
-    return any(part.is_attachment() for part in message.walk())
+    return any(part.is_attachment() and part.get_filename() not in KEPT
+               for part in message.walk())
+
+
+def _proofs(row: OutboundMail, reference: str) -> list[FileAttachment]:
+    """The reply's signed proof(s), named for the reference and reply they belong to."""
+    message = BytesParser(policy=policy.default).parsebytes(row.raw)
+    found = []
+    for part in message.walk():
+        name = part.get_filename()
+        if part.is_attachment() and name in KEPT:
+            payload = part.get_payload(decode=True)
+            assert isinstance(payload, bytes)
+            found.append(FileAttachment(f"{reference}-{row.purpose}-{name}",
+                                        part.get_content_type(), payload))
+    return found
