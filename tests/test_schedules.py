@@ -26,6 +26,7 @@ from kundo_gdpr.models import (
 from tests.conftest import make_config
 from tests.helpers import outbox_messages
 from tests.test_pipeline import run_all, worker_for
+from tests.test_undo import checksums
 from tests.test_web import MakeClient, _client, _csrf, _sign_in, _token, agents  # noqa: F401
 
 DEC = dt.datetime(2026, 12, 1, 8, 0, tzinfo=dt.UTC)
@@ -202,3 +203,31 @@ async def test_an_agent_sets_previews_and_approves_a_rule_on_the_web(
     with factory() as session:
         (run,) = runs(session)
         assert run.state == "done" and run.approved_by == "anna@kundo.se"
+
+
+def test_a_done_run_can_be_undone_within_its_window_exactly(
+    world: None, auto_config: Config, engine: Engine, factory: sessionmaker[Session],
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    before = checksums(engine)
+    with time_machine.travel(DEC, tick=False):
+        with factory.begin() as session:
+            schedules.add(session, "cykelbolaget", "forum", schedules.INACTIVE, 6, "posts",
+                          "agent@kundo.se")
+        run_all(worker_for(auto_config, engine))
+        with factory.begin() as session:
+            (run,) = runs(session)
+            schedules.approve(session, run.id, "agent@kundo.se")
+        run_all(worker_for(auto_config, engine))
+        assert checksums(engine) != before
+        config_file = tmp_path / "config.toml"
+        config_file.write_text(f'[database]\nurl = "{auto_config.database.url}"\n',
+                               encoding="utf-8")
+        args = ["--config", str(config_file), "schedules", "undo", str(run.id), "--reason", "fel"]
+        assert main(args) == 0
+        assert checksums(engine) == before
+        assert main(args) == 1
+        assert "only a done erasure can be undone" in capsys.readouterr().err
+    with factory() as session:
+        (run,) = runs(session)
+        assert run.state == "undone"

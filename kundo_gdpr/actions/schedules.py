@@ -25,6 +25,7 @@ from sqlalchemy import delete, exists, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from kundo_gdpr import audit
+from kundo_gdpr.actions import vault
 from kundo_gdpr.config import Config
 from kundo_gdpr.desk import ChannelRef, Strategy, open_desk
 from kundo_gdpr.models import (
@@ -32,6 +33,7 @@ from kundo_gdpr.models import (
     Channel,
     ChatMessage,
     ChatSession,
+    Editor,
     ForumPost,
     LegalHold,
     MailConversation,
@@ -39,9 +41,18 @@ from kundo_gdpr.models import (
     Organization,
     RetentionRule,
     RetentionRun,
+    channel_editors,
     utcnow,
 )
-from kundo_gdpr.models.schedules import APPROVED, DISCARDED, DONE, INACTIVE, OLDER, WAITING
+from kundo_gdpr.models.schedules import (
+    APPROVED,
+    DISCARDED,
+    DONE,
+    INACTIVE,
+    OLDER,
+    UNDONE,
+    WAITING,
+)
 
 __all__ = ["INACTIVE", "OLDER", "WHOLE", "ScheduleError", "add", "approve", "preview"]
 
@@ -421,9 +432,25 @@ def finish(session: Session, run: RetentionRun, now: dt.datetime) -> RetentionRu
 
 def editors(session: Session, organization_id: int) -> list[str]:
     """The controller's editors: who edits any of its channels."""
-    from kundo_gdpr.models import Editor, channel_editors
-
     stmt = (select(Editor.email).join(channel_editors, channel_editors.c.editor_id == Editor.id)
             .join(Channel, Channel.id == channel_editors.c.channel_id)
             .where(Channel.organization_id == organization_id).distinct())
     return sorted({e.lower() for e in session.scalars(stmt)})
+
+
+def undo(session: Session, run_id: int, actor: str, reason: str,
+         now: dt.datetime | None = None) -> dict[str, int]:
+    """Put back what a done run removed, within its safety window (as a request's undo):
+    every row or none (`vault.UndoRefused`). The rows restored per table."""
+    now = now or utcnow()
+    run = session.get(RetentionRun, run_id)
+    if run is None:
+        raise ScheduleError("no_such_run", run_id=run_id)
+    window = vault.run_window(session, run_id)
+    if run.state != DONE or window is None:
+        raise vault.UndoRefused("not_erased", state=run.state)
+    restored = vault.restore(session, window, now)
+    run.state = UNDONE
+    audit.record(session, "schedule_run_undone", actor=actor, rule_id=run.rule_id,
+                 run_id=run.id, reason=reason, restored=restored)
+    return restored

@@ -46,6 +46,11 @@ def add(sub: Subparsers) -> None:
     ok.add_argument("run", type=int)
     ok.add_argument("--by", default=os.environ.get("USER", "cli"), help="who approves")
     ok.set_defaults(handler=cmd_approve)
+    up = ssub.add_parser("undo", help="put back what a run removed, within its safety window")
+    up.add_argument("run", type=int)
+    up.add_argument("--reason", required=True)
+    up.add_argument("--by", default=os.environ.get("USER", "cli"), help="who undoes it")
+    up.set_defaults(handler=cmd_undo)
     rp = ssub.add_parser("remove", help="remove a rule (its waiting runs are discarded)")
     rp.add_argument("rule", type=int)
     rp.add_argument("--by", default=os.environ.get("USER", "cli"), help="who removes it")
@@ -120,4 +125,19 @@ def cmd_remove(args: argparse.Namespace, config: Config) -> int:
         except schedules.ScheduleError as exc:
             return _refused(exc)
         print(f"rule #{args.rule} removed")
+    return 0
+
+
+def cmd_undo(args: argparse.Namespace, config: Config) -> int:
+    from kundo_gdpr.stages import undo
+
+    with open_session(config) as session, session.begin():
+        try:
+            restored = schedules.undo(session, args.run, args.by, args.reason)
+        except schedules.ScheduleError as exc:
+            return _refused(exc)
+        except undo.UndoRefused as exc:
+            print(f"kundo-gdpr: run #{args.run}: {undo.explain(exc)}", file=sys.stderr)
+            return 1
+        print(f"run #{args.run} undone: {sum(restored.values())} rows restored")
     return 0

@@ -19,6 +19,7 @@ WAITING = "waiting"  # the preview waits for an agent's approval
 APPROVED = "approved"
 DONE = "done"
 DISCARDED = "discarded"  # a newer preview replaced it, or the rule was removed
+UNDONE = "undone"  # put back within its safety window
 
 
 class RetentionRule(Base):
