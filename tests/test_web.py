@@ -18,6 +18,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from kundo_gdpr import i18n
 from kundo_gdpr.config import Config
 from kundo_gdpr.models import Agent, Event, Export, OutboundMail, Request
 from kundo_gdpr.models.queue import APPROVED, NEEDS_REVIEW, REJECTED
@@ -122,22 +123,36 @@ async def test_it_rejects_a_form_without_the_csrf_token(
     assert login.status == 403
 
 
-async def test_approve_changes_the_state_and_shows_in_the_audit_trail(
+async def test_approve_asks_for_confirmation_then_changes_the_state_and_says_what_next(
     aiohttp_client: MakeClient, config: Config, engine: Engine, agents: None, erase_alice: str
 ) -> None:
     client = await _client(aiohttp_client, config, engine)
     await _sign_in(client, "adam@kundo.se")
     page = f"/requests/{erase_alice}"
-    response = await client.post(f"{page}/approve", data={"csrf": await _token(client, page)})
-    assert response.status == 200
+    # The request page offers Approve as a way to the confirmation page, not the act.
+    asked = await client.post(f"{page}/approve", data={"csrf": await _token(client, page)})
+    confirm = await asked.text()
+    assert asked.status == 200 and str(asked.url).endswith(f"{page}/approve")
+    assert _reference_in(engine, NEEDS_REVIEW) == erase_alice
+    kinds = confirm.split('id="confirm-kinds">', 1)[1].split("</dd>", 1)[0]
+    assert kinds == "erase"
+    assert "alice@example.com" in confirm.split('id="confirm-subjects">', 1)[1]
+    assert "forum" in confirm.split('id="confirm-channels">', 1)[1].split("</dd>", 1)[0]
+    assert "cannot be undone" in confirm and "will be deleted" in confirm
+    response = await client.post(f"{page}/approve",
+                                 data={"csrf": _csrf(confirm), "confirm": "yes"})
+    assert response.status == 200 and "done=approved" in str(response.url)
     html = await response.text()
     assert f"{erase_alice} · {APPROVED}" in html
-    assert re.search(r"<td>adam@kundo.se</td><td>approved</td>", html)
-    assert "receipt" in html  # the reply queued at the check, with its state
-    # The audit details read as words, not JSON: the parse named alice.
-    assert "<b>subjects</b>: alice@example.com</div>" in html
+    assert "The erasure now runs in the background" in html  # what happened, what next
+    assert re.search(r"<td>adam@kundo.se</td><td>Approved</td>", html)
+    assert "Reply: receipt" in html  # the reply queued at the check, in words
+    # The audit details read as words, not codes or JSON: the parse named alice.
+    assert "Data subjects: alice@example.com" in html
     # The trail starts where `requests show` starts: the mail being stored.
-    assert "<td>system</td><td>mail_stored</td>" in html
+    assert "<td>the system</td><td>The mail was received and stored</td>" in html
+    assert "mail_stored" not in html.split('id="audit"', 1)[1].replace(
+        'data-action="mail_stored"', "")
 
 
 async def test_audit_details_are_shown_escaped(
@@ -183,12 +198,19 @@ async def test_only_an_admin_approves_erasure_when_the_policy_says_so(
     page = f"/requests/{erase_alice}"
     agent = await _client(aiohttp_client, strict, engine)
     await _sign_in(agent, "anna@kundo.se")
-    response = await agent.post(f"{page}/approve", data={"csrf": await _token(agent, page)})
+    # Not offered, with the reason; and refused if posted all the same.
+    shown = await (await agent.get(page)).text()
+    assert 'id="approve"' not in shown and "only an admin may approve an erasure" in shown
+    assert (await agent.get(f"{page}/approve")).status == 403
+    response = await agent.post(f"{page}/approve",
+                                data={"csrf": await _token(agent, page), "confirm": "yes"})
     assert response.status == 403
     assert _reference_in(engine, NEEDS_REVIEW) == erase_alice
     admin = await _client(aiohttp_client, strict, engine)
     await _sign_in(admin, "adam@kundo.se")
-    await admin.post(f"{page}/approve", data={"csrf": await _token(admin, page)})
+    assert 'id="approve"' in await (await admin.get(page)).text()
+    await admin.post(f"{page}/approve",
+                     data={"csrf": await _token(admin, page), "confirm": "yes"})
     assert _reference_in(engine, APPROVED) == erase_alice
 
 
@@ -326,21 +348,18 @@ async def test_the_preview_counts_and_samples_what_would_be_erased_and_changes_n
     client = await _client(aiohttp_client, config, engine)
     await _sign_in(client, "anna@kundo.se")
     html = await (await client.get(f"/requests/{erase_alice}?lang=en")).text()
-    preview = html.split('id="preview"', 1)[1].split("</div>", 1)[0]
+    preview = html.split('id="preview"', 1)[1].split("</section>\n</div>", 1)[0]
     assert "alice@example.com" in preview
     for channel, items in counts.items():
-        label = {"mail": "email"}.get(channel, channel)
-        shown = ", ".join(f"{n} {_item_label(k)}" for k, n in items.items())
-        assert f"<li>{label}: {shown}</li>" in preview
+        label = {"mail": "Email"}.get(channel, channel.capitalize())
+        sentence = i18n.erase_sentence("en", items, "future")
+        if sentence:
+            assert f"<li><strong>{label}:</strong> {sentence}.</li>" in preview
+        assert " 0 " not in sentence  # no zero lines
+    assert "1 conversation will be deleted with all its messages" in preview
     assert preview.count("<tr>") >= 3  # sample items, a few per channel
     with factory() as session:
         assert fingerprint(session, "nobody") == before
-
-
-def _item_label(key: str) -> str:
-    from kundo_gdpr.web.i18n import strings
-
-    return strings("en")[f"item_{key}"]
 
 
 async def test_attachments_are_listed_and_never_opened(
@@ -545,14 +564,27 @@ async def test_an_agent_downloads_the_export_while_it_is_kept_and_no_one_else_ca
     await _sign_in(stranger, "nobody@kundo.se")  # a wrong sign-in is no agent either
     assert (await stranger.get(url, allow_redirects=False)).status == 303
 
+    # policy.export_download = "admins" (the default): a plain agent is not offered it.
+    agent = await _client(aiohttp_client, config, engine)
+    await _sign_in(agent, "anna@kundo.se")
+    page = await (await agent.get(f"/requests/{exported}")).text()
+    assert f'href="{url}"' not in page and "only admins may download" in page
+    assert (await agent.get(url)).status == 403
     client = await _client(aiohttp_client, config, engine)
-    await _sign_in(client, "anna@kundo.se")
+    await _sign_in(client, "adam@kundo.se")
     page = await (await client.get(f"/requests/{exported}")).text()
     assert f'href="{url}"' in page
     response = await client.get(url)
-    assert response.status == 200
+    assert response.status == 200 and response.headers["Cache-Control"] == "no-store"
     assert await response.read() == Path(export.path).read_bytes()
     assert export.filename in response.headers["Content-Disposition"]
+    assert ("adam@kundo.se", "export_downloaded") in _events(engine)
+    assert ("anna@kundo.se", "export_downloaded") not in _events(engine)
+    agents_may = dataclasses.replace(
+        config, policy=dataclasses.replace(config.policy, export_download="agents"))
+    anna = await _client(aiohttp_client, agents_may, engine)
+    await _sign_in(anna, "anna@kundo.se")
+    assert (await anna.get(url)).status == 200
     assert ("anna@kundo.se", "export_downloaded") in _events(engine)
     assert (await client.get(f"/requests/{exported}/exports/999999")).status == 404
     later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=config.export.link_ttl_hours + 1)

@@ -62,6 +62,13 @@ async def test_an_agent_corrects_a_subject_approves_and_the_done_reply_goes_out(
         assert "bertil@example.org" in (await page.text_content("#preview") or "")
 
         await page.click("button:has-text('Approve')")
+        # The confirmation page says what will happen before anything does.
+        assert "bertil@example.org" in (await page.text_content("#confirm-subjects") or "")
+        assert await page.text_content("#confirm-kinds") == "erase"
+        assert "cannot be undone" in (await page.text_content("#irreversible") or "")
+        await page.screenshot(path=str(ARTIFACTS / "approve-confirm.png"), full_page=True)
+        await page.click("#confirm-button")
+        assert "runs in the background" in (await page.text_content("#flash") or "")
         assert await page.get_attribute("h1", "data-state") == "approved"
         assert "approved" in (await page.text_content("h1") or "")
         assert "adam@kundo.se" in (await page.text_content("#audit") or "")

@@ -33,7 +33,14 @@ from sqlalchemy.sql.elements import ColumnElement
 from kundo_gdpr import audit, checks
 from kundo_gdpr.config import Config
 from kundo_gdpr.desk import open_desk
-from kundo_gdpr.models import Export, OutboundMail, Request, RequestSubject, utcnow
+from kundo_gdpr.models import (
+    Export,
+    FirstApproval,
+    OutboundMail,
+    Request,
+    RequestSubject,
+    utcnow,
+)
 from kundo_gdpr.models.queue import (
     APPROVED,
     HELD,
@@ -62,6 +69,8 @@ MAX_EXTENSION_MONTHS = 2
 CORRECTABLE = (NEEDS_REVIEW,)
 RESENDABLE = (SENT, SEND_FAILED, HELD)
 SAMPLES_PER_CHANNEL = 3
+# Name mentions listed on the request page; the count says how many there are in all.
+MAX_NAME_MENTIONS = 50
 
 
 class ReviewError(Exception):
@@ -70,6 +79,7 @@ class ReviewError(Exception):
     def __init__(self, code: str, detail: str = "") -> None:
         super().__init__(detail or code)
         self.code = code
+        self.detail = detail
 
 
 class StateError(Exception):
@@ -132,20 +142,92 @@ def extend_deadline(
 # -- decisions --------------------------------------------------------------------
 
 
-def approve(session: Session, config: Config, request: Request, actor: Actor) -> None:
+def approval_refusal(
+    session: Session, config: Config, request: Request, actor: Actor
+) -> str | None:
+    """Why this agent may not approve the request now (a ReviewError code), or None.
+
+    The request page asks this before it offers Approve, so an agent is never
+    shown a button that can only fail.
+    """
+    if request.state != NEEDS_REVIEW:
+        return "state"
     if "erase" in request.kinds and config.policy.erase_needs_admin and not actor.is_admin:
-        raise ReviewError("admin_only")
+        return "admin_only"
     if any(f["code"] in checks.ADMIN_FINDINGS for f in request.findings) and not actor.is_admin:
-        raise ReviewError("admin_only")  # large_erase: an admin's review whatever the policy
-    blocking = [f["code"] for f in request.findings if f["severity"] == checks.REJECT]
-    if blocking:
+        return "admin_only_large"  # large_erase: an admin's review whatever the policy
+    if any(f["severity"] == checks.REJECT for f in request.findings):
         # A correction can leave a request the checks would reject; approving it
         # would act for someone who is not an editor, or on no subject.
-        raise ReviewError("blocking_findings", ", ".join(blocking))
+        return "blocking_findings"
+    first = first_approval(session, request)
+    if first is not None and first.agent_email == actor.email:
+        return "second_agent_needed"
+    return None
+
+
+def needs_second_agent(config: Config, request: Request) -> bool:
+    return config.policy.erase_needs_second_agent and "erase" in request.kinds
+
+
+def first_approval(session: Session, request: Request) -> FirstApproval | None:
+    return session.scalar(select(FirstApproval).where(FirstApproval.request_id == request.id))
+
+
+def erase_total(counts: dict[str, dict[str, dict[str, int]]]) -> int:
+    """Items an erase changes, over every subject and channel (name mentions are
+    only listed, so they do not count)."""
+    return sum(n for by_channel in counts.values() for items in by_channel.values()
+               for name, n in items.items() if name != "name_mentions")
+
+
+def needs_typed_address(config: Config, request: Request, total: int) -> bool:
+    return "erase" in request.kinds and total > config.policy.review_erase_above
+
+
+def approve(
+    session: Session, config: Config, request: Request, actor: Actor, typed: str | None = None
+) -> str:
+    """Approve after the agent confirmed; returns what happened: "approved", or
+    "approved_first" when the four-eyes rule waits for a second agent.
+
+    `typed` is what the agent typed for the subject's address; a large erasure
+    (over `policy.review_erase_above` items) needs every subject's address.
+    None skips that check (callers that counted nothing: the CLI, tests).
+    """
+    refusal = approval_refusal(session, config, request, actor)
+    if refusal:
+        raise ReviewError(refusal, ", ".join(f["code"] for f in request.findings
+                                             if f["severity"] == checks.REJECT))
+    if typed is not None and "erase" in request.kinds:
+        total = erase_total(run.preview(session, config, request))
+        if needs_typed_address(config, request, total):
+            given = {part.strip().lower() for part in typed.replace(",", " ").split()}
+            missing = [s.email for s in request.subjects if s.email.lower() not in given]
+            if missing:
+                raise ReviewError("typed_address", typed.strip())
+    if needs_second_agent(config, request):
+        first = first_approval(session, request)
+        if first is None:
+            session.add(FirstApproval(request_id=request.id, agent_email=actor.email,
+                                      at=utcnow()))
+            audit.record(session, "approval_first", actor=actor.email, request=request)
+            return "approved_first"
+        audit.record(session, "approval_second", actor=actor.email, request=request,
+                     first=first.agent_email)
+        session.delete(first)
     try:
         mark_approved(session, request, actor.email)
     except StateError as exc:
         raise ReviewError("state", str(exc)) from exc
+    return "approved"
+
+
+def withdraw_first_approval(session: Session, request: Request) -> None:
+    """A first approval was for the request as it was; a change asks both agents again."""
+    first = first_approval(session, request)
+    if first is not None:
+        session.delete(first)
 
 
 def reject(
@@ -155,6 +237,7 @@ def reject(
     reason = reason.strip()
     if not reason:
         raise ReviewError("reason_required")
+    withdraw_first_approval(session, request)
     try:
         mark_rejected(session, config, request, actor.email, reason)
     except StateError as exc:
@@ -198,6 +281,26 @@ def mark_rejected(
         queue_reply(session, config, request, "rejected", context)
 
 
+# -- assignee --------------------------------------------------------------------
+
+
+def take(session: Session, request: Request, actor: Actor) -> None:
+    """The agent takes the request: it shows under "mine" and as theirs to others."""
+    if request.state not in OPEN_STATES:
+        raise ReviewError("state")
+    before = request.assignee
+    request.assignee = actor.email
+    audit.record(session, "taken", actor=actor.email, request=request, before=before or "")
+
+
+def release(session: Session, request: Request, actor: Actor) -> None:
+    """Give the request back to everyone; only its assignee or an admin may."""
+    if request.assignee not in (actor.email, None) and not actor.is_admin:
+        raise ReviewError("not_assignee")
+    request.assignee = None
+    audit.record(session, "released", actor=actor.email, request=request)
+
+
 # -- corrections ---------------------------------------------------------------------
 
 
@@ -236,6 +339,7 @@ def correct(
     if request.state not in CORRECTABLE:
         raise ReviewError("state")
     before = _fields(request)
+    withdraw_first_approval(session, request)
     request.kinds = list(fix.kinds)
     request.channel_kinds = list(fix.channels)
     if list(fix.subjects) != before["subjects"]:
@@ -318,6 +422,11 @@ def kept_export(session: Session, request: Request, export_id: int) -> Export:
     return export
 
 
+def may_download(config: Config, actor: Actor) -> bool:
+    """`policy.export_download`: "admins" (default) or "agents"."""
+    return actor.is_admin or config.policy.export_download == "agents"
+
+
 def record_download(session: Session, request: Request, export: Export, actor: Actor) -> None:
     export.last_download_at = utcnow()
     audit.record(session, "export_downloaded", actor=actor.email, request=request,
@@ -328,15 +437,29 @@ def record_download(session: Session, request: Request, export: Export, actor: A
 
 
 def preview(session: Session, config: Config, request: Request) -> dict[str, Any]:
-    """What running the request would touch, per subject: counts per channel and
-    item kind, and a few sample items. Reads only."""
+    """What running the request would do, per subject, reading only: for an erasure
+    the counts per channel and item kind and the others' texts that name the
+    person (listed, never changed); for an export the rows per channel; and a
+    few sample items."""
     desk = open_desk(config.desk.store, session)
     channels = run.covered_channels(session, desk, request)
-    counts = run.preview(session, config, request)
-    return {
-        subject: {"counts": counts[subject], "samples": _samples(desk.export(subject, channels))}
-        for subject in counts
-    }
+    erase = run.preview(session, config, request) if "erase" in request.kinds else {}
+    found: dict[str, Any] = {}
+    for subject in (s.email for s in request.subjects):
+        entry: dict[str, Any] = {"samples": _samples(desk.export(subject, channels))}
+        if "erase" in request.kinds:
+            entry["erase"] = erase.get(subject, {})
+            entry["names"] = [m for m in desk.mentions(subject, channels, config.erase)
+                              if m.found == "name"][:MAX_NAME_MENTIONS]
+        if "export" in request.kinds:
+            entry["export"] = {sheet.kind: _count_rows(sheet.rows)
+                               for sheet in desk.export(subject, channels)}
+        found[subject] = entry
+    return found
+
+
+def _count_rows(rows: Iterable[Any]) -> int:
+    return sum(1 for _ in rows)
 
 
 def _samples(sheets: Iterable[Any]) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from kundo_gdpr.config import Config
 from kundo_gdpr.db import session_factory
 from kundo_gdpr.models import utcnow
-from kundo_gdpr.web import admin, confirm, downloads, health, logs, proofkey, safety, views
+from kundo_gdpr.web import admin, confirm, downloads, health, logs, proofkey, request_page, safety, views
 from kundo_gdpr.web.auth import Throttle
 from kundo_gdpr.web.base import (
     CONFIG,
@@ -47,6 +47,7 @@ def make_app(config: Config, engine: Engine) -> web.Application:
     )
     app[JINJA].filters["plain"] = plain
     app.add_routes(views.routes)
+    app.add_routes(request_page.routes)
     app.add_routes(admin.routes)
     app.add_routes(safety.routes)  # undo within the safety window
     app.add_routes(confirm.routes)

@@ -15,6 +15,7 @@ import jinja2
 from aiohttp import web
 from sqlalchemy.orm import Session, sessionmaker
 
+from kundo_gdpr import i18n as shared_i18n
 from kundo_gdpr.config import Config
 from kundo_gdpr.models import utcnow
 from kundo_gdpr.web import i18n, sessions
@@ -158,8 +159,19 @@ def render(request: web.Request, name: str, status: int = 200, **context: Any) -
     lang: str = request[LANG]
     template = request.app[JINJA].get_template(name)
     public = is_public(request)
+    table = i18n.strings(lang)
+
+    def count(key: str, n: int) -> str:
+        """A counted phrase from the `<key>_one` / `<key>_other` strings."""
+        return shared_i18n.plural(lang, n, {"one": table[f"{key}_one"],
+                                            "other": table[f"{key}_other"]})
+
     html = template.render(
-        t=i18n.strings(lang), lang=lang, csrf=csrf_token(request),
-        agent=None if public else request.get(AGENT), path=request.path, **context,
+        t=table, lang=lang, csrf=csrf_token(request),
+        agent=None if public else request.get(AGENT), path=request.path,
+        count=count, days=lambda n, kind: count(f"days_{kind}", n),
+        erase_sentence=lambda items, tense: shared_i18n.erase_sentence(lang, items, tense),
+        export_sentence=lambda by_channel: shared_i18n.export_sentence(lang, by_channel),
+        **context,
     )
     return web.Response(text=html, status=status, content_type="text/html")

@@ -6,16 +6,22 @@ import datetime as dt
 import email
 import email.policy
 import statistics
+from dataclasses import dataclass
 from email.message import EmailMessage
 from typing import Any
 
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from kundo_gdpr import audit
 from kundo_gdpr.config import Config
+from kundo_gdpr.desk.protocol import Mention
 from kundo_gdpr.models import (
+    ChatMessage,
     Export,
+    ForumPost,
+    MailConversation,
+    MailMessage,
     Organization,
     OutboundMail,
     Request,
@@ -25,29 +31,60 @@ from kundo_gdpr.models import (
 from kundo_gdpr.models.queue import DONE, OPEN_STATES, REQUEST_STATES
 from kundo_gdpr.stages import decide, undo
 
-__all__ = ["DUE_FILTERS", "REQUEST_STATES", "detail", "overview", "queue"]
+__all__ = ["DUE_FILTERS", "REQUEST_STATES", "SORTS", "VIEWS", "QueueQuery", "detail", "overview",
+           "queue"]
 
 
 DUE_FILTERS = ("overdue", "week")
+# Saved views of the queue; "open" is the default.
+VIEWS = ("open", "mine", "due", "overdue", "all")
+SOON = dt.timedelta(days=7)
 WEEKS = 12
 
 
+@dataclass(frozen=True)
+class QueueQuery:
+    view: str = "open"
+    state: str = ""
+    search: str = ""
+    due: str = ""
+    sort: str = "due"
+    descending: bool = False
+    agent: str = ""
+
+
+def _sort_columns() -> dict[str, Any]:
+    return {"due": decide.due_column(), "received": Request.received_at,
+            "reference": Request.reference, "state": Request.state,
+            "controller": Organization.name, "sender": Request.sender,
+            "assignee": Request.assignee}
+
+
+SORTS = ("reference", "controller", "sender", "state", "assignee", "received", "due")
+
+
 def queue(
-    session: Session, state: str, search: str, page: int, size: int, due: str = ""
+    session: Session, query: QueueQuery, page: int, size: int
 ) -> tuple[list[dict[str, Any]], int]:
     now = utcnow()
     due_at = decide.due_column()
     stmt = select(Request, Organization.name).outerjoin(
         Organization, Organization.id == Request.organization_id
-    )
-    if state in REQUEST_STATES:
-        stmt = stmt.where(Request.state == state)
-    if due in DUE_FILTERS:
-        # Only open requests can be late; done and rejected ones are finished.
-        limit = now if due == "overdue" else now + dt.timedelta(days=7)
-        stmt = stmt.where(Request.state.in_(OPEN_STATES), due_at < limit)
-    if search:
-        like = f"%{search.lower()}%"
+    ).options(selectinload(Request.subjects))
+    if query.state in REQUEST_STATES:
+        stmt = stmt.where(Request.state == query.state)
+    view = query.view
+    if view in ("open", "mine", "due", "overdue"):
+        # Done, rejected and closed requests leave the working views; "all" has them.
+        stmt = stmt.where(Request.state.in_(OPEN_STATES))
+    if view == "mine":
+        stmt = stmt.where(Request.assignee == query.agent)
+    if view == "due" or query.due == "week":
+        stmt = stmt.where(Request.state.in_(OPEN_STATES), due_at < now + SOON)
+    if view == "overdue" or query.due == "overdue":
+        stmt = stmt.where(Request.state.in_(OPEN_STATES), due_at < now)
+    if query.search:
+        like = f"%{query.search.lower()}%"
         subjects = select(RequestSubject.request_id).where(
             func.lower(RequestSubject.email).like(like)
         )
@@ -56,8 +93,10 @@ def queue(
             func.lower(Request.sender).like(like),
             Request.id.in_(subjects),
         ))
-    total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-    stmt = stmt.order_by(due_at, Request.id).offset((page - 1) * size).limit(size)
+    total = session.scalar(select(func.count()).select_from(stmt.order_by(None).subquery())) or 0
+    column = _sort_columns().get(query.sort, due_at)
+    order = column.desc() if query.descending else column.asc()
+    stmt = stmt.order_by(order, Request.id).offset((page - 1) * size).limit(size)
     return [_row(r, org, now) for r, org in session.execute(stmt)], total
 
 
@@ -70,13 +109,25 @@ def _row(r: Request, controller: str | None, now: dt.datetime) -> dict[str, Any]
         "kinds": list(r.kinds),
         "channels": list(r.channel_kinds),
         "state": r.state,
+        "subjects": [s.email for s in r.subjects],
+        "assignee": r.assignee or "",
         "open": r.state in OPEN_STATES,
         "received": r.received_at,
         "due": due,
         "extended": r.deadline_extended_until is not None,
         # Floor division: due yesterday at this hour is -1, not 0.
         "days_left": (due - now).days,
+        "badge": _badge(r.state in OPEN_STATES, due, now),
     }
+
+
+def _badge(open_: bool, due: dt.datetime, now: dt.datetime) -> str:
+    """The deadline's colour: overdue (red), due within 7 days (amber), or none."""
+    if not open_:
+        return ""
+    if due < now:
+        return "overdue"
+    return "soon" if due - now <= SOON else ""
 
 
 def detail(session: Session, config: Config, reference: str) -> dict[str, Any] | None:
@@ -96,12 +147,11 @@ def detail(session: Session, config: Config, reference: str) -> dict[str, Any] |
         "extension_reason": r.deadline_extension_reason,
         "subject_line": r.subject_line,
         "sender_name": r.sender_name or "",
-        "subjects": [s.email for s in r.subjects],
         "language": r.language,
         "assertion": r.assertion,
         "findings": [_finding(f) for f in r.findings],
         "result": r.result or {},
-        "preview": decide.preview(session, config, r) if r.state in OPEN_STATES else {},
+        "preview": _preview(session, config, r) if r.state in OPEN_STATES else {},
         "undo": undo.view(session, r),
         "mail": mail_view(r.inbound_mail.raw),
         "events": [{"at": e.at, "actor": e.actor, "action": e.action, "detail": e.detail}
@@ -116,6 +166,34 @@ def detail(session: Session, config: Config, reference: str) -> dict[str, Any] |
                      "kept": x.kept(now)}
                     for x in exports],
     }
+
+
+def _preview(session: Session, config: Config, r: Request) -> dict[str, Any]:
+    found = decide.preview(session, config, r)
+    for entry in found.values():
+        if "names" in entry:
+            entry["names"] = [_named_item(session, m) for m in entry["names"]]
+    return found
+
+
+# The reference desk's tables that mentions come from: model, date column, text columns.
+_NAMED: dict[str, tuple[Any, str, tuple[str, ...]]] = {
+    "forum_posts": (ForumPost, "created_at", ("title", "body")),
+    "mail_conversations": (MailConversation, "created_at", ("subject",)),
+    "mail_messages": (MailMessage, "created_at", ("body",)),
+    "chat_messages": (ChatMessage, "sent_at", ("body",)),
+}
+EXCERPT = 140
+
+
+def _named_item(session: Session, mention: Mention) -> dict[str, Any]:
+    """A text by someone else that names the subject: its channel, date and an excerpt."""
+    model, date_column, texts = _NAMED.get(mention.item, (None, "", ()))
+    row = session.get(model, mention.id) if model is not None else None
+    text = " ".join(" ".join(str(getattr(row, c) or "") for c in texts).split()) if row else ""
+    return {"channel": mention.kind, "id": mention.id,
+            "date": getattr(row, date_column, None) if row else None,
+            "excerpt": text[:EXCERPT] + ("…" if len(text) > EXCERPT else "")}
 
 
 def _finding(f: dict[str, Any]) -> dict[str, Any]:
