@@ -13,7 +13,17 @@ from sqlalchemy import Engine
 from kundo_gdpr.config import Config
 from kundo_gdpr.db import session_factory
 from kundo_gdpr.models import utcnow
-from kundo_gdpr.web import admin, confirm, downloads, health, logs, proofkey, request_page, safety, views
+from kundo_gdpr.web import (
+    admin,
+    confirm,
+    downloads,
+    health,
+    logs,
+    proofkey,
+    request_page,
+    safety,
+    views,
+)
 from kundo_gdpr.web.auth import Throttle
 from kundo_gdpr.web.base import (
     CONFIG,
