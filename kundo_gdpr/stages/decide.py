@@ -197,7 +197,9 @@ def approve(
     """
     refusal = approval_refusal(session, config, request, actor)
     if refusal:
-        raise ReviewError(refusal, ", ".join(f["code"] for f in request.findings
+        # Both admin refusals keep the one stable code; the page words them apart.
+        code = "admin_only" if refusal == "admin_only_large" else refusal
+        raise ReviewError(code, ", ".join(f["code"] for f in request.findings
                                              if f["severity"] == checks.REJECT))
     if typed is not None and "erase" in request.kinds:
         total = erase_total(run.preview(session, config, request))
