@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 from kundo_gdpr.intake.maildir import deliver
 
@@ -49,3 +51,12 @@ def delivered(msg: EmailMessage) -> list[EmailMessage]:
     """A reply's attachments other than its proof.json (tests/test_proof.py reads that)."""
     return [a for a in msg.iter_attachments()
             if isinstance(a, EmailMessage) and a.get_filename() != "proof.json"]
+
+
+def read_xstring(value: Any) -> Any:
+    """A cell's text as Excel reads it: SpreadsheetML's _xHHHH_ escapes
+    (ECMA-376 Part 1, ST_Xstring) decoded, which openpyxl leaves to the caller
+    for inline strings."""
+    if not isinstance(value, str):
+        return value
+    return re.sub(r"_x([0-9A-Fa-f]{4})_", lambda m: chr(int(m.group(1), 16)), value)

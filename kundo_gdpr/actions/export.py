@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +32,10 @@ ZIP = "application/zip"
 WIDTHS = {"body": 80, "title": 40, "conversation_subject": 40, "date": 20, "from": 30, "to": 30}
 CELL_LIMIT = 32767
 _ERRORS = frozenset(ERROR_CODES)
+# SpreadsheetML strings escape characters XML cannot carry as _xHHHH_
+# (ECMA-376 Part 1, ST_Xstring); a text that already looks like an escape has
+# its underscore escaped, so it reads back as written.
+_LOOKS_ESCAPED = re.compile(r"_(x[0-9A-Fa-f]{4}_)")
 
 
 @dataclass(frozen=True)
@@ -117,13 +122,21 @@ def _cell(ws: WriteOnlyWorksheet, value: str, marker: str) -> Any:
     # (+, -, @, tab and CR are only formulas to a CSV import, never in xlsx.)
     if value[:1] == "=" or value in _ERRORS:
         return _text(ws, value)
-    return value
+    return _xstring(value)
 
 
 def _text(ws: WriteOnlyWorksheet, value: str) -> WriteOnlyCell:
-    cell = WriteOnlyCell(ws, value=ILLEGAL_CHARACTERS_RE.sub("", value)[:CELL_LIMIT])
+    cell = WriteOnlyCell(ws, value=_xstring(ILLEGAL_CHARACTERS_RE.sub("", value)[:CELL_LIMIT]))
     cell.data_type = "s"
     return cell
+
+
+def _xstring(value: str) -> str:
+    """The text as SpreadsheetML stores it: a carriage return survives (XML
+    would read a lone CR as a line feed), and nothing else changes."""
+    if "_x" in value:
+        value = _LOOKS_ESCAPED.sub(r"_x005F_\1", value)
+    return value.replace("\r", "_x000D_")
 
 
 class _JsonFile:
