@@ -15,7 +15,9 @@ from typing import Any
 from sqlalchemy import Delete, Update, event, or_, select
 from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
+from kundo_gdpr.identity import key
 from kundo_gdpr.models import Event, InboundMail, Request, utcnow
+from kundo_gdpr.records import redact
 
 SYSTEM = "system"
 
@@ -33,7 +35,13 @@ def record(
     mail: InboundMail | None = None,
     **detail: Any,
 ) -> Event:
-    """Add one event to the session; it commits with the change it describes."""
+    """Add one event to the session; it commits with the change it describes.
+
+    A subject of the request is written as its request_subjects row
+    ("subject#12"), never in clear (kundo_gdpr.records.redact).
+    """
+    if request is not None:
+        detail = redact.redact(detail, subject_tokens(session, request))
     event = Event(
         request_id=request.id if request else None,
         inbound_mail_id=mail.id if mail else (request.inbound_mail_id if request else None),
@@ -44,6 +52,14 @@ def record(
     )
     session.add(event)
     return event
+
+
+def subject_tokens(session: Session, request: Request) -> dict[str, str]:
+    """Normalised address -> "subject#<row id>" for the request's subjects."""
+    subjects = list(request.subjects)
+    if any(s.id is None for s in subjects):
+        session.flush()
+    return {k: redact.token(s.id) for s in subjects if (k := key(s.email))}
 
 
 def trail(session: Session, request: Request) -> list[Event]:

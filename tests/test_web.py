@@ -400,13 +400,15 @@ async def test_correcting_a_subject_rechecks_and_keeps_the_original_parse_in_the
         assert [s.email for s in r.subjects] == ["bertil@example.org"]
         assert r.channel_kinds == ["forum", "chat"] and r.state == NEEDS_REVIEW
         events = session.scalars(select(Event).where(Event.request_id == r.id)).all()
+    # Subjects are named by their request_subjects row (records/redact.py), never in clear.
     parsed = next(e for e in events if e.action == "parsed")
-    assert parsed.detail["subjects"] == ["alice@example.com"]
+    (alice,) = parsed.detail["subjects"]
+    assert alice.startswith("subject#") and alice != f"subject#{r.subjects[0].id}"
     corrected = next(e for e in events if e.action == "corrected")
     assert corrected.actor == "anna@kundo.se"
-    assert corrected.detail["before"]["subjects"] == ["alice@example.com"]
-    assert corrected.detail["after"] == {"subjects": ["bertil@example.org"], "kinds": ["erase"],
-                                         "channels": ["forum", "chat"]}
+    assert corrected.detail["before"]["subjects"] == ["subject#removed"]
+    assert corrected.detail["after"] == {"subjects": [f"subject#{r.subjects[0].id}"],
+                                         "kinds": ["erase"], "channels": ["forum", "chat"]}
     assert any(e.action == "rechecked" and e.actor == "anna@kundo.se" for e in events)
     assert "bertil@example.org" in html.split('id="preview"', 1)[1]
 

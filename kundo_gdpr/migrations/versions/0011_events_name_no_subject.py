@@ -1,0 +1,90 @@
+"""audit events name subjects by their request_subjects row, never in clear
+
+The one rewrite the append-only log ever gets: each event's detail has its
+request's subjects' addresses replaced by "subject#<row id>"
+(kundo_gdpr.records.redact). The trigger that refuses UPDATE is dropped for
+this migration's own transaction only and created again before it ends.
+
+Revision ID: 0011
+Revises: 0010
+Create Date: 2026-11-29 10:30:00.000000
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import op
+
+from kundo_gdpr.identity import key
+from kundo_gdpr.records.redact import redact, token
+
+revision = "0011"
+down_revision = "0010"
+branch_labels = None
+depends_on = None
+
+# As migration 0005 made them.
+APPEND_ONLY = {
+    "postgresql": [
+        """
+        CREATE FUNCTION events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            RAISE EXCEPTION 'audit events are append-only (% on events)', TG_OP;
+        END;
+        $$
+        """,
+        "CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON events "
+        "FOR EACH ROW EXECUTE FUNCTION events_append_only()",
+    ],
+    "sqlite": [
+        "CREATE TRIGGER events_no_update BEFORE UPDATE ON events "
+        "BEGIN SELECT RAISE(ABORT, 'audit events are append-only (UPDATE on events)'); END",
+        "CREATE TRIGGER events_no_delete BEFORE DELETE ON events "
+        "BEGIN SELECT RAISE(ABORT, 'audit events are append-only (DELETE on events)'); END",
+    ],
+}
+UNDO_APPEND_ONLY = {
+    "postgresql": [
+        "DROP TRIGGER events_append_only ON events",
+        "DROP FUNCTION events_append_only()",
+    ],
+    "sqlite": ["DROP TRIGGER events_no_update", "DROP TRIGGER events_no_delete"],
+}
+
+
+def upgrade() -> None:
+    bind = op.get_bind()
+    dialect = bind.dialect.name
+    tokens: dict[int, dict[str, str]] = defaultdict(dict)
+    for request_id, row_id, email in bind.execute(
+            sa.text("SELECT request_id, id, email FROM request_subjects")):
+        if found := key(email):
+            tokens[request_id][found] = token(row_id)
+    events = sa.table("events", sa.column("id", sa.Integer()), sa.column("detail", sa.JSON()))
+    changed: list[dict[str, Any]] = []
+    rows = bind.execute(sa.text(
+        "SELECT e.id, e.detail, coalesce(e.request_id, r.id) FROM events e "
+        "LEFT JOIN requests r ON r.inbound_mail_id = e.inbound_mail_id"))
+    for event_id, detail, request_id in rows:
+        value = json.loads(detail) if isinstance(detail, str) else detail
+        if request_id is None or not value:
+            continue
+        new = redact(value, tokens.get(request_id, {}))
+        if new != value:
+            changed.append({"event_id": event_id, "detail": new})
+    if not changed:
+        return
+    for statement in UNDO_APPEND_ONLY[dialect]:
+        op.execute(statement)
+    bind.execute(events.update().where(events.c.id == sa.bindparam("event_id"))
+                 .values(detail=sa.bindparam("detail")), changed)
+    for statement in APPEND_ONLY[dialect]:
+        op.execute(statement)
+
+
+def downgrade() -> None:
+    """Nothing to undo: the addresses are not kept anywhere to put back."""
