@@ -171,16 +171,6 @@ class AuthConfig:
 
 
 @dataclass(frozen=True)
-class RetentionConfig:
-    """How long our own records of a request keep personal data (see config.toml)."""
-
-    # Requests done, rejected or expired longer ago than this are minimised.
-    request_days: int = 730
-    # The processed copy of a request mail in the mailbox is deleted after this.
-    mailbox_days: int = 30
-
-
-@dataclass(frozen=True)
 class RecordsConfig:
     """Keyed subject hashes, the erasure ledger and signed proofs (see config.toml)."""
 
@@ -205,7 +195,6 @@ class Config:
     desk: DeskConfig = field(default_factory=DeskConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
-    retention: RetentionConfig = field(default_factory=RetentionConfig)
     records: RecordsConfig = field(default_factory=RecordsConfig)
     # Directory that relative paths in the file are resolved against.
     root: Path = Path(".")
