@@ -126,7 +126,10 @@ class Request(Base):
 
 class RequestSubject(Base):
     __tablename__ = "request_subjects"
-    __table_args__ = (UniqueConstraint("request_id", "email", name="uq_request_subjects_email"),)
+    # AUTOINCREMENT on SQLite: audit events name a subject by this row's id
+    # ("subject#12"), so an id must never be given to another subject later.
+    __table_args__ = (UniqueConstraint("request_id", "email", name="uq_request_subjects_email"),
+                      {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(primary_key=True)
     request_id: Mapped[int] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"))

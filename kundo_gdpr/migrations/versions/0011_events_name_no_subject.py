@@ -56,9 +56,30 @@ UNDO_APPEND_ONLY = {
 }
 
 
+# SQLite gives a deleted row's id to the next row unless the table says
+# AUTOINCREMENT; a subject's id, named by events, must never be reused.
+# (PostgreSQL's sequence never reuses one.)
+SQLITE_AUTOINCREMENT = [
+    "CREATE TABLE request_subjects_new ("
+    " id INTEGER NOT NULL CONSTRAINT pk_request_subjects PRIMARY KEY AUTOINCREMENT,"
+    " request_id INTEGER NOT NULL, email VARCHAR(320) NOT NULL,"
+    " CONSTRAINT fk_request_subjects_request_id_requests FOREIGN KEY(request_id)"
+    " REFERENCES requests (id) ON DELETE CASCADE,"
+    " CONSTRAINT uq_request_subjects_email UNIQUE (request_id, email))",
+    "INSERT INTO request_subjects_new (id, request_id, email)"
+    " SELECT id, request_id, email FROM request_subjects",
+    "DROP TABLE request_subjects",
+    "ALTER TABLE request_subjects_new RENAME TO request_subjects",
+    "CREATE INDEX ix_request_subjects_email ON request_subjects (email)",
+]
+
+
 def upgrade() -> None:
     bind = op.get_bind()
     dialect = bind.dialect.name
+    if dialect == "sqlite":
+        for statement in SQLITE_AUTOINCREMENT:
+            op.execute(statement)
     tokens: dict[int, dict[str, str]] = defaultdict(dict)
     for request_id, row_id, email in bind.execute(
             sa.text("SELECT request_id, id, email FROM request_subjects")):
