@@ -62,6 +62,12 @@ def subject_tokens(session: Session, request: Request) -> dict[str, str]:
     return {k: redact.token(s.id) for s in subjects if (k := key(s.email))}
 
 
+def shown(request: Request, detail: dict[str, Any]) -> Any:
+    """An event's detail as agents see it: subjects by their address while the
+    request still holds it."""
+    return redact.reveal(detail, {redact.token(s.id): s.email for s in request.subjects})
+
+
 def trail(session: Session, request: Request) -> list[Event]:
     """The request's events and its mail's own (stored before the request existed), in order."""
     mine = or_(Event.request_id == request.id, Event.inbound_mail_id == request.inbound_mail_id)

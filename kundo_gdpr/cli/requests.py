@@ -90,7 +90,7 @@ def cmd_requests_show(args: argparse.Namespace, config: Config) -> int:
         for e in audit.trail(session, r):
             print(
                 f"  {e.at:%Y-%m-%d %H:%M:%S} {e.actor:<22} {e.action:<14} "
-                f"{json.dumps(e.detail, ensure_ascii=False, default=str)[:200]}"
+                f"{json.dumps(audit.shown(r, e.detail), ensure_ascii=False, default=str)[:200]}"
             )
     return 0
 

@@ -59,3 +59,18 @@ def _text(text: str, tokens: Mapping[str, str], only_subjects: bool) -> str:
         return tokens.get(found or "", match.group(0))
 
     return _ADDRESS.sub(one, text) if "@" in text else text
+
+
+_TOKEN = re.compile(r"subject#\d+")
+
+
+def reveal(detail: Any, addresses: Mapping[str, str]) -> Any:
+    """For showing to agents: each "subject#<id>" the request still holds as its
+    address (a minimised or removed subject stays a token)."""
+    if isinstance(detail, dict):
+        return {reveal(k, addresses): reveal(v, addresses) for k, v in detail.items()}
+    if isinstance(detail, list | tuple):
+        return [reveal(v, addresses) for v in detail]
+    if isinstance(detail, str) and "subject#" in detail:
+        return _TOKEN.sub(lambda m: addresses.get(m.group(0), m.group(0)), detail)
+    return detail

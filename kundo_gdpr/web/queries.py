@@ -154,7 +154,8 @@ def detail(session: Session, config: Config, reference: str) -> dict[str, Any] |
         "preview": _preview(session, config, r) if r.state in OPEN_STATES else {},
         "undo": undo.view(session, r),
         "mail": mail_view(r.inbound_mail.raw),
-        "events": [{"at": e.at, "actor": e.actor, "action": e.action, "detail": e.detail}
+        "events": [{"at": e.at, "actor": e.actor, "action": e.action,
+                    "detail": audit.shown(r, e.detail)}
                    for e in events],
         "replies": [{"id": m.id, "purpose": m.purpose, "to": m.to_addr, "state": m.state,
                      "attempts": m.attempts, "error": m.last_error, "sent_at": m.sent_at,
