@@ -42,6 +42,12 @@ smtp_server = servers.smtp_server
 KUNDO_GDPR = str(Path(sys.executable).parent / "kundo-gdpr")
 
 
+def bertil_mail(n: int) -> bytes:
+    """A second request for someone with data: a repeated erase of alice, whose items
+    are gone, would rightly wait for an agent (subject_not_found)."""
+    return erase_mail(n).replace(b"alice@example.com", b"bertil@example.org")
+
+
 def requests(engine: Engine) -> list[Request]:
     with db.session_factory(engine)() as session:
         return list(session.scalars(select(Request).order_by(Request.id)))
@@ -343,7 +349,7 @@ def test_a_running_worker_reconnects_after_dovecot_restarts_and_answers_new_mail
     time.sleep(1)  # back in IDLE
 
     dovecot.restart()
-    dovecot.append(erase_mail(2))  # arrives while the worker's connection is dead
+    dovecot.append(bertil_mail(2))  # arrives while the worker's connection is dead
 
     assert wait_until(lambda: len(smtp_server.received) == 4, 30)
     assert worker.process.poll() is None  # the same process, never restarted
@@ -399,7 +405,7 @@ def test_without_move_or_idle_the_worker_copies_expunges_and_polls(
     thread.start()
     try:
         assert wait_until(lambda: len(smtp_server.received) == 2, 30)
-        imap.append(erase_mail(2))  # found by polling, not by IDLE
+        imap.append(bertil_mail(2))  # found by polling, not by IDLE
         assert wait_until(lambda: len(smtp_server.received) == 4, 30)
     finally:
         worker.stop.set()
@@ -426,7 +432,7 @@ def test_a_processed_folder_deleted_while_the_worker_runs_is_made_again(
     run_all(worker)
     with dovecot.client() as client:
         client.delete_folder("Processed")
-    dovecot.append(erase_mail(2))
+    dovecot.append(bertil_mail(2))
     run_all(worker)  # the same connection, which made the folder at login
 
     assert [r.state for r in requests(engine)] == ["done", "done"]
