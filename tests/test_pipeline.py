@@ -132,7 +132,7 @@ def test_it_erases_the_subject_everywhere_and_leaves_everyone_else(
     assert len({r["Message-ID"] for r in replies}) == 2
     done_body = replies[1].get_body(("plain",))
     assert done_body is not None
-    assert "1 ärenden" in done_body.get_content()
+    assert "1 ärende raderades med alla sina meddelanden" in done_body.get_content()
 
 
 def test_it_exports_an_xlsx_in_the_requests_language(

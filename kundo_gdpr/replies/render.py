@@ -17,6 +17,7 @@ from typing import Any
 
 import jinja2
 
+from kundo_gdpr import i18n
 from kundo_gdpr.i18n import LANGUAGES, TEMPLATES
 from kundo_gdpr.models import utcnow
 
@@ -30,7 +31,7 @@ class FileAttachment:
 
 @functools.cache
 def environment() -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
         autoescape=False,  # plain-text mail; nothing here is ever HTML
         undefined=jinja2.StrictUndefined,
@@ -38,6 +39,12 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
+    # Counted sentences with each language's plural forms (kundo_gdpr.i18n); the
+    # templates name their language, so _common's macros can use them too.
+    env.globals["erase_sentence"] = i18n.erase_sentence
+    env.globals["export_sentence"] = i18n.export_sentence
+    env.globals["counted"] = i18n.counted
+    return env
 
 
 def render(name: str, language: str, context: dict[str, Any]) -> tuple[str, str]:
@@ -121,9 +128,11 @@ def make_message(
     # RFC 3834: tells other robots not to answer us, which prevents loops.
     msg["Auto-Submitted"] = "auto-replied"
     msg["X-Auto-Response-Suppress"] = "All"
-    msg["Content-Language"] = language
     msg.set_content(body, charset="utf-8")
     for item in attachments:
         maintype, _, subtype = item.content_type.partition("/")
         msg.add_attachment(item.data, maintype=maintype, subtype=subtype, filename=item.filename)
+    # Last: set_content() clears every Content-* header, and add_attachment() moves
+    # them into the first part, so set before either it would be lost (RFC 3282).
+    msg["Content-Language"] = language
     return msg
