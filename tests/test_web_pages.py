@@ -1,0 +1,70 @@
+"""Every page in a real browser, in both languages: a screenshot for people to look at
+(test-artifacts/) and axe-core's accessibility rules, with no serious or critical
+violation allowed."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from kundo_gdpr.config import Config
+from kundo_gdpr.web import make_app
+from tests.test_web import PASSWORD, agents, erase_alice  # noqa: F401  (fixtures)
+from tests.test_web_browser import ARTIFACTS, chromium  # noqa: F401  (fixture)
+
+pytestmark = pytest.mark.usefixtures("agents")
+# (name, path) of each page; {ref} is a request waiting for review.
+PUBLIC = [("login", "/login"), ("confirm-link", "/confirm/not-a-token"),
+          ("download-link", "/downloads/not-a-token")]
+SIGNED_IN = [("queue", "/"), ("queue-all", "/?view=all"), ("overview", "/overview"),
+             ("request", "/requests/{ref}"), ("approve", "/requests/{ref}/approve"),
+             ("agents", "/agents"), ("account", "/account")]
+
+
+async def test_every_page_has_no_serious_accessibility_violation_in_either_language(
+    aiohttp_server: Callable[..., Awaitable[Any]], config: Config, engine: Engine,
+    erase_alice: str, chromium: str,  # noqa: F811
+) -> None:
+    from axe_playwright_python.async_playwright import Axe
+    from playwright.async_api import async_playwright
+
+    server = await aiohttp_server(make_app(config, engine))
+    base = f"http://{server.host}:{server.port}"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    axe = Axe()
+    found: dict[str, list[str]] = {}
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=chromium, headless=True,
+                                          args=["--no-sandbox"])
+        # axe is injected as a script, which the app's CSP (script-src 'none') forbids.
+        context = await browser.new_context(viewport={"width": 1366, "height": 768},
+                                            bypass_csp=True)
+        page = await context.new_page()
+
+        async def check(name: str, path: str, lang: str) -> None:
+            sep = "&" if "?" in path else "?"
+            await page.goto(f"{base}{path.format(ref=erase_alice)}{sep}lang={lang}")
+            await page.screenshot(path=str(ARTIFACTS / f"{name}-{lang}.png"), full_page=True)
+            results = await axe.run(page)
+            assert results.response["passes"], name  # axe did look at the page
+            bad = [f"{v['id']}: {v['help']} ({len(v['nodes'])})"
+                   for v in results.response["violations"]
+                   if v["impact"] in ("serious", "critical")]
+            if bad:
+                found[f"{name}-{lang}"] = bad
+
+        for lang in ("sv", "en"):
+            for name, path in PUBLIC:
+                await check(name, path, lang)
+        await page.goto(f"{base}/login")
+        await page.fill("input[name=email]", "adam@kundo.se")
+        await page.fill("input[name=password]", PASSWORD)
+        await page.click("form.stack button")
+        for lang in ("sv", "en"):
+            for name, path in SIGNED_IN:
+                await check(name, path, lang)
+        await browser.close()
+    assert found == {}
