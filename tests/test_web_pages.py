@@ -68,3 +68,50 @@ async def test_every_page_has_no_serious_accessibility_violation_in_either_langu
                 await check(name, path, lang)
         await browser.close()
     assert found == {}
+
+
+async def test_four_eyes_and_export_wording_in_the_browser(
+    aiohttp_server: Callable[..., Awaitable[Any]], config: Config, engine: Engine,
+    erase_alice: str, chromium: str,  # noqa: F811
+) -> None:
+    import dataclasses
+
+    from playwright.async_api import async_playwright
+
+    four_eyes = dataclasses.replace(config, policy=dataclasses.replace(
+        config.policy, erase_needs_second_agent=True, erase_needs_admin=False))
+    server = await aiohttp_server(make_app(four_eyes, engine))
+    base = f"http://{server.host}:{server.port}"
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=chromium, headless=True,
+                                          args=["--no-sandbox"])
+
+        async def agent(email: str) -> Any:
+            context = await browser.new_context(locale="en-GB")
+            page = await context.new_page()
+            await page.goto(f"{base}/login")
+            await page.fill("input[name=email]", email)
+            await page.fill("input[name=password]", PASSWORD)
+            await page.click("form.stack button")
+            await page.goto(f"{base}/requests/{erase_alice}")
+            return page
+
+        anna = await agent("anna@kundo.se")
+        await anna.click("#approve")
+        assert "another agent must confirm" in (await anna.text_content("#confirm") or "")
+        await anna.click("#confirm-button")
+        assert "another agent has confirmed it" in (await anna.text_content("#flash") or "")
+        assert await anna.get_attribute("h1", "data-state") == "needs_review"
+        assert await anna.locator("#approve").count() == 0  # not offered twice
+        await anna.screenshot(path=str(ARTIFACTS / "four-eyes-first-en.png"), full_page=True)
+
+        adam = await agent("adam@kundo.se")
+        assert "anna@kundo.se has approved" in (await adam.text_content("#approve-box") or "")
+        await adam.click("#approve")
+        await adam.click("#confirm-button")
+        assert "runs in the background" in (await adam.text_content("#flash") or "")
+        assert await adam.get_attribute("h1", "data-state") == "approved"
+        trail = await adam.text_content("#audit") or ""
+        assert "Approved by a first agent (four eyes)" in trail
+        assert "Confirmed by a second agent (four eyes)" in trail
+        await browser.close()
