@@ -65,7 +65,7 @@ def test_held_mail_survives_the_erase_and_is_exported_and_told(
     (done,) = [m for m in outbox_messages(auto_config.path("var/outbox"))
                if m["Subject"].endswith("Er begäran är utförd")]
     text = done.get_body(("plain",)).get_content()  # type: ignore[union-attr]
-    assert f'E-post "{channel_name}": 1 ärenden, {held_before} meddelanden' in text
+    assert f'E-post "{channel_name}": 1 ärende, {held_before} meddelanden' in text
     assert "Skäl: Bokföringslagen 7 kap. 2 §. Sparas till 2099-12-31." in text
     assert "Sparat för alice@example.com på grund av en bevarandeskyldighet" in text
     assert "Forum:" in text  # the rest was erased as usual
