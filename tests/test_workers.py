@@ -212,8 +212,8 @@ def diagnose(engine: Engine) -> str:
     with Session(engine) as session:
         states = Counter(session.scalars(select(Request.state)))
         states.update(f"mail:{m}" for m in session.scalars(select(InboundMail.state)))
-        failed = [(e.action, e.detail) for e in session.scalars(
-            select(Event).where(Event.action.in_(("failed", "quarantined"))))]
+        failed = [(e.action, e.detail) for e in session.scalars(select(Event).where(
+            Event.action.in_(("failed", "quarantined", "mail_quarantined"))))]
     return f"{states} {failed}"
 
 
