@@ -34,6 +34,9 @@ class ServiceConfig:
     max_replies_per_sender_per_hour: int = 20
     # More held replies than this to one address go out at once as one digest; 0: never.
     digest_after: int = 5
+    # A stage that fails on the same row this many times gives it up: the request
+    # ends failed or quarantined with the error as its reason, and the loop goes on.
+    max_attempts: int = 3
 
 
 @dataclass(frozen=True)

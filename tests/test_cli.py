@@ -70,6 +70,7 @@ def test_requests_list_show_approve_and_reject(
     from kundo_gdpr import db
     from kundo_gdpr.desk.seed import seed_demo
     from kundo_gdpr.intake.maildir import deliver
+    from kundo_gdpr.web.auth import add_agent
 
     conf = config_module.load(cfg)
     engine = db.make_engine(conf.database_url())
@@ -89,6 +90,12 @@ def test_requests_list_show_approve_and_reject(
     assert main(["--config", cfg, "requests", "preview", first]) == 0
     previewed = capsys.readouterr().out
     assert "chat   1 sessions, 2 messages" in previewed
+    # As in the web app: erasure needs an admin (policy.erase_needs_admin), and --by names
+    # the agent; someone who is not an admin agent is refused and nothing changes.
+    assert main(["--config", cfg, "requests", "approve", first, "--by", "agent@kundo.se"]) == 1
+    assert "Only an admin may approve erasure" in capsys.readouterr().err
+    with db.session_factory(engine).begin() as session:
+        add_agent(session, "agent@kundo.se", "a long password", is_admin=True)
     assert main(["--config", cfg, "requests", "approve", first, "--by", "agent@kundo.se"]) == 0
     assert main(["--config", cfg, "requests", "reject", second, "--reason", "Dubblett."]) == 0
     assert main(["--config", cfg, "requests", "approve", second]) == 1  # already rejected

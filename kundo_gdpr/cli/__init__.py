@@ -4,13 +4,13 @@ subcommand. A group's module has `add(sub)`, which registers its parsers."""
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from kundo_gdpr import config as config_module
+from kundo_gdpr import logs
 from kundo_gdpr.cli import (
     agents,
     check,
@@ -33,10 +33,7 @@ GROUPS = (service, parse, check, db, requests, outbox, agents, holds, schedules,
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logs.setup(args.log_format, args.verbose, states=getattr(args, "log_states", False))
     try:
         config = config_module.load(_config_path(args.config))
     except ConfigError as exc:
@@ -59,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="kundo-gdpr", description=__doc__)
     parser.add_argument("--config", help="config file (default: ./config.toml, $KUNDO_GDPR_CONFIG)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress")
+    parser.add_argument("--log-format", choices=logs.FORMATS, default="plain",
+                        help="log lines as plain text (default) or one JSON object each")
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
     for group in GROUPS:
         group.add(sub)

@@ -8,15 +8,16 @@ import os
 import sys
 from collections.abc import Callable
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from kundo_gdpr import audit
 from kundo_gdpr.cli.common import Subparsers, no_such, open_session
 from kundo_gdpr.cli.outbox import print_reply
 from kundo_gdpr.config import Config
-from kundo_gdpr.models import OutboundMail, Request
+from kundo_gdpr.models import Agent, OutboundMail, Request
 from kundo_gdpr.stages import decide, run, undo
+from kundo_gdpr.stages.unit import reason_of
 
 
 def add(sub: Subparsers) -> None:
@@ -80,6 +81,7 @@ def cmd_requests_show(args: argparse.Namespace, config: Config) -> int:
             ("received", r.received_at),
             ("due", r.due_at),
             ("result", json.dumps(r.result, ensure_ascii=False)),
+            *([("stopped", stopped)] if (stopped := reason_of(r)) else []),
         ):
             print(f"{label:<10} {value}")
         print("\nreplies:")
@@ -110,23 +112,29 @@ def cmd_requests_preview(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_requests_approve(args: argparse.Namespace, config: Config) -> int:
-    return _decide(config, args.reference, lambda s, r: decide.mark_approved(s, r, args.by))
+    return _decide(config, args.reference, args.by,
+                   lambda s, r, actor: decide.approve(s, config, r, actor))
 
 
 def cmd_requests_reject(args: argparse.Namespace, config: Config) -> int:
-    return _decide(config, args.reference,
-                   lambda s, r: decide.mark_rejected(s, config, r, args.by, args.reason))
+    return _decide(config, args.reference, args.by,
+                   lambda s, r, actor: decide.reject(s, config, r, actor, args.reason))
 
 
-def _decide(config: Config, reference: str, action: Callable[[Session, Request], None]) -> int:
+def _decide(
+    config: Config, reference: str, by: str,
+    action: Callable[[Session, Request, decide.Actor], None],
+) -> int:
+    """The same decision, rules and all, as the web app's: `--by` is the acting
+    agent (an admin when erasure needs one); anyone else acts as a non-admin."""
     with open_session(config) as session, session.begin():
         try:
             request = decide.find(session, reference)
-            action(session, request)
-        except decide.ReviewError:
-            return no_such(reference)
-        except decide.StateError as exc:
-            print(f"kundo-gdpr: {exc}", file=sys.stderr)
+            action(session, request, _actor(session, by))
+        except decide.ReviewError as exc:
+            if exc.code == "no_such_request":
+                return no_such(reference)
+            print(f"kundo-gdpr: {reference}: {_refusal(exc)}", file=sys.stderr)
             return 1
         print(f"{request.reference} is now {request.state}")
     return 0
@@ -146,3 +154,17 @@ def cmd_requests_undo(args: argparse.Namespace, config: Config) -> int:
             return 1
         print(f"{request.reference} is now {request.state}: {sum(restored.values())} rows restored")
     return 0
+
+
+def _actor(session: Session, by: str) -> decide.Actor:
+    agent = session.scalar(select(Agent).where(func.lower(Agent.email) == by.lower()))
+    return decide.Actor(agent.email, agent.is_admin) if agent else decide.Actor(by)
+
+
+def _refusal(exc: decide.ReviewError) -> str:
+    """The web app's words for a refused action (English), with the detail."""
+    from kundo_gdpr.web.i18n import strings
+
+    words = strings("en").get(f"error_{exc.code}", exc.code)
+    detail = str(exc)
+    return f"{words} ({detail})" if detail and detail != exc.code else words

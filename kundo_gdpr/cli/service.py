@@ -16,7 +16,7 @@ from kundo_gdpr.operations.locks import AnotherWorker, single_process
 def add(sub: Subparsers) -> None:
     p = sub.add_parser("run", help="fetch, process and deliver until stopped")
     p.add_argument("--once", action="store_true", help="one pass over every loop, then exit")
-    p.set_defaults(handler=cmd_run)
+    p.set_defaults(handler=cmd_run, log_states=True)
 
     p = sub.add_parser("demo", help="seed a sample desk and run four request mails through")
     p.set_defaults(handler=cmd_demo)
@@ -24,7 +24,7 @@ def add(sub: Subparsers) -> None:
     p = sub.add_parser("web", help="run the review queue web app only")
     p.set_defaults(handler=cmd_web)
     p = sub.add_parser("serve", help="run the web app and the mail loops in one process")
-    p.set_defaults(handler=cmd_serve)
+    p.set_defaults(handler=cmd_serve, log_states=True)
 
 
 def cmd_run(args: argparse.Namespace, config: Config) -> int:

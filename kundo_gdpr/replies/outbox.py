@@ -13,7 +13,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import Select, func, or_, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from kundo_gdpr import audit
@@ -139,19 +139,31 @@ def _requeue(session: Session, row: OutboundMail, actor: str) -> None:
     )
 
 
+def due() -> Select[OutboundMail]:
+    """Queued replies whose next attempt is due, in the order they go out."""
+    return (select(OutboundMail)
+            .where(OutboundMail.state == QUEUED, OutboundMail.next_attempt_at <= utcnow())
+            .order_by(OutboundMail.next_attempt_at, OutboundMail.id))
+
+
 def deliver_one(factory: sessionmaker[Session], config: Config, transport: Transport) -> bool:
     """Send the next due reply. Returns whether there was one."""
     with factory.begin() as session:
-        row = claim(
-            session,
-            select(OutboundMail)
-            .where(OutboundMail.state == QUEUED, OutboundMail.next_attempt_at <= utcnow())
-            .order_by(OutboundMail.next_attempt_at, OutboundMail.id),
-        )
+        row = claim(session, due())
         if row is None:
             return False
         _attempt(session, config, transport, row)
         return True
+
+
+def deliver(
+    factory: sessionmaker[Session], config: Config, transport: Transport, reply_id: int
+) -> None:
+    """Send this reply if it is still due (another worker may have sent it)."""
+    with factory.begin() as session:
+        row = claim(session, due().where(OutboundMail.id == reply_id))
+        if row is not None:
+            _attempt(session, config, transport, row)
 
 
 def _attempt(session: Session, config: Config, transport: Transport, row: OutboundMail) -> None:

@@ -7,7 +7,7 @@ import smtplib
 import ssl
 
 from kundo_gdpr.config import SmtpConfig, is_loopback
-from kundo_gdpr.replies.transports import TransportError
+from kundo_gdpr.replies.delivery import TransportError
 
 
 class SmtpTransport:

@@ -1,6 +1,6 @@
-"""Transports deliver an outbox row: a folder of .eml files, or SMTP.
-
-One error type says whether a failure is permanent (never retry) or not.
+"""Transports deliver an outbox row: a folder of .eml files, or SMTP, chosen
+by `outbox.transport`. The contract and its one error type are in
+`replies.delivery` (re-exported here).
 """
 
 from __future__ import annotations
@@ -9,21 +9,11 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
 
 from kundo_gdpr.config import Config
+from kundo_gdpr.replies.delivery import Transport, TransportError
 
-
-class TransportError(Exception):
-    def __init__(self, message: str, permanent: bool = False) -> None:
-        super().__init__(message)
-        self.permanent = permanent
-
-
-class Transport(Protocol):
-    def send(self, sender: str, recipient: str, raw: bytes, message_id: str) -> None:
-        """Deliver or raise TransportError. Sending the same Message-ID twice
-        may deliver twice; the Message-ID lets the recipient recognise it."""
+__all__ = ["REGISTRY", "FolderTransport", "Transport", "TransportError", "make_transport"]
 
 
 class FolderTransport:

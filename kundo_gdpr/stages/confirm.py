@@ -29,7 +29,7 @@ from kundo_gdpr.models.confirmations import EXPIRED as ROW_EXPIRED
 from kundo_gdpr.models.queue import APPROVED, EXPIRED, NEEDS_REVIEW, UNCONFIRMED
 from kundo_gdpr.replies.context import reply_context
 from kundo_gdpr.replies.outbox import queue_reply
-from kundo_gdpr.stages.decide import acknowledge
+from kundo_gdpr.stages.decide import acknowledge, policy_state
 
 # requests.state after waiting in vain (the confirmation row's own EXPIRED is the same word).
 CONFIRMATION_EXPIRED = EXPIRED
@@ -64,7 +64,10 @@ def wanted(config: Config, request: Request) -> bool:
     )
 
 
-def ask(session: Session, config: Config, request: Request, now: dt.datetime | None = None) -> str:
+def ask(
+    session: Session, config: Config, request: Request, now: dt.datetime | None = None,
+    forced_review: bool = False,
+) -> str:
     """Hold the request and mail the editor's stored address a link and code.
 
     Returns the link token (only the caller that asks ever sees it in clear).
@@ -78,7 +81,9 @@ def ask(session: Session, config: Config, request: Request, now: dt.datetime | N
         token_hash=digest(token),
         code_hash=digest(code),
         sent_to=request.sender,
-        proceed_to=request.state,
+        # needs_review when the checks ask for an agent; otherwise the policy in
+        # force when the editor confirms decides (approved: "policy decides").
+        proceed_to=NEEDS_REVIEW if forced_review else APPROVED,
         state=PENDING,
         created_at=now,
         expires_at=now + TTL,
@@ -151,7 +156,7 @@ def _proceed(
     row.state = CONFIRMED
     row.confirmed_at = now
     row.confirmed_via = via
-    request.state = row.proceed_to
+    request.state = NEEDS_REVIEW if row.proceed_to == NEEDS_REVIEW else policy_state(config)
     actor = f"editor:{row.sent_to}"
     audit.record(session, "confirmed", request=request, actor=actor, via=via,
                  state=request.state)

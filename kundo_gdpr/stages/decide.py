@@ -239,11 +239,20 @@ def reject(
     reason = reason.strip()
     if not reason:
         raise ReviewError("reason_required")
+    if request.state == APPROVED and run.claimed_by_run(session, request):
+        # The erase or export has begun: a rejection now would contradict the receipt
+        # and leave data half erased; the run finishes and the editor gets its result.
+        raise ReviewError("running", f"{request.reference} is being carried out")
     withdraw_first_approval(session, request)
     try:
         mark_rejected(session, config, request, actor.email, reason)
     except StateError as exc:
         raise ReviewError("state", str(exc)) from exc
+
+
+def policy_state(config: Config) -> str:
+    """Where a request that passed every check goes under the policy in force now."""
+    return APPROVED if config.policy.auto_approve else NEEDS_REVIEW
 
 
 def acknowledge(session: Session, config: Config, request: Request, now: dt.datetime) -> None:

@@ -13,28 +13,30 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from kundo_gdpr import db
+from kundo_gdpr import audit, db
 from kundo_gdpr.config import Config
 from kundo_gdpr.intake.maildir import MaildirSource
 from kundo_gdpr.intake.source import MailSource, WaitingSource
+from kundo_gdpr.models import Event, InboundMail, Request
 from kundo_gdpr.operations import stats
 from kundo_gdpr.operations.locks import FetchLock, fetch_lock_for
 from kundo_gdpr.replies.transports import Transport, make_transport
 from kundo_gdpr.stages import check, deliver, fetch, parse, run, schedules, sweep, undo
+from kundo_gdpr.stages.unit import Stage
 
 log = logging.getLogger(__name__)
 
-# The stages between fetch and deliver, by the names /metrics uses.
-PROCESS_STEPS: tuple[tuple[str, Callable[[sessionmaker[Session], Config], bool]], ...] = (
-    ("parse", parse.parse_one),
-    ("check", check.check_one),
-    ("expire_confirmations", sweep.expire_one),
-    ("run", run.run_one),
+# The row-at-a-time stages before the runs, in order; their names are the ones
+# /metrics uses. `run` follows, one request at a time, with deliver before each.
+PROCESS_STAGES: tuple[Stage, ...] = (parse.STAGE, check.STAGE, sweep.STAGE)
+# Steps that claim and finish their own units (retention runs), after the runs.
+LATER_STEPS: tuple[tuple[str, Callable[[sessionmaker[Session], Config], bool]], ...] = (
     ("schedules", schedules.run_one),  # approved retention runs
 )
+ATTEMPT_FAILED = "attempt_failed"
 
 STOP_CHECK_SECONDS = 1.0
 
@@ -78,6 +80,7 @@ class Worker:
         interrupt_with = getattr(self.source, "interrupt_with", None)
         if interrupt_with is not None:
             interrupt_with(self.stop)
+        self._deliver_stage = deliver.stage(self.transport)
 
     @classmethod
     def from_config(cls, config: Config) -> Worker:
@@ -108,12 +111,23 @@ class Worker:
         ))
 
     def process_once(self) -> int:
-        return sum(self._timed(name, functools.partial(self._drain, step))
-                   for name, step in PROCESS_STEPS)
+        done = sum(self._timed(stage.name, functools.partial(self._drain, stage))
+                   for stage in PROCESS_STAGES)
+        # One run at a time, and the replies queued so far go out before each:
+        # a long erase or export never delays another request's receipt.
+        while not self.stop.is_set():
+            done += self.deliver_once()
+            ran = self._timed(run.STAGE.name, functools.partial(self._drain, run.STAGE, 1))
+            if not ran:
+                break
+            done += ran
+        for name, step in LATER_STEPS:
+            done += self._timed(name, functools.partial(self._drain_steps, step))
+        return done
 
-    def _drain(self, step: Callable[[sessionmaker[Session], Config], bool]) -> int:
+    def _drain_steps(self, step: Callable[[sessionmaker[Session], Config], bool]) -> int:
         done = 0
-        while not self.stop.is_set() and self._guarded(step):
+        while not self.stop.is_set() and step(self.factory, self.config):
             done += 1
         return done
 
@@ -121,7 +135,83 @@ class Worker:
         return self._timed("deliver", self._deliver)
 
     def _deliver(self) -> int:
-        return deliver.deliver_all(self.factory, self.config, self.transport, self.stop.is_set)
+        # Released replies count as work only once sent, so an idle pass stays idle.
+        deliver.release(self.factory, self.config)
+        return self._drain(self._deliver_stage)
+
+    def _drain(self, stage: Stage, limit: int = 0) -> int:
+        """Handle `stage`'s units until none is left (or `limit`); returns how many
+        were handled, failed attempts included.
+
+        This is the one place that catches broadly. A unit that raises is rolled
+        back, its attempt is counted (an `attempt_failed` audit event), and after
+        `service.max_attempts` the stage gives it up (`failed` or `quarantined`,
+        with the exception as the reason); then the loop goes on. A database that
+        cannot be reached is nobody's fault: that propagates and run_forever backs off.
+        """
+        done = 0
+        handled: set[int] = set()
+        while not self.stop.is_set() and not (limit and done >= limit):
+            with self.factory.begin() as session:
+                unit = stage.claim_next(session)
+            if unit is None:
+                break
+            if unit in handled:  # handled, yet still waiting for this stage: do not spin
+                log.warning("%s: unit %s is still pending after being handled", stage.name, unit)
+                break
+            started = time.monotonic()
+            before = self._state(stage, unit)
+            try:
+                stage.handle(self.factory, self.config, unit)
+            except fetch.DB_UNAVAILABLE:
+                raise
+            except Exception as exc:  # the one broad catch: this unit failed, not the loop
+                if not self._failed(stage, unit, exc):
+                    break
+            else:
+                handled.add(unit)
+            self._log_change(stage, unit, before, started)
+            done += 1
+        return done
+
+    def _state(self, stage: Stage, unit: int) -> tuple[str, str]:
+        with self.factory() as session:
+            return stage.state_of(session, unit)
+
+    def _log_change(
+        self, stage: Stage, unit: int, before: tuple[str, str], started: float
+    ) -> None:
+        after = self._state(stage, unit)
+        if after[1] != before[1]:
+            log.info("state change", extra={
+                "reference": after[0], "stage": stage.name, "from_state": before[1],
+                "to_state": after[1], "seconds": round(time.monotonic() - started, 3)})
+
+    def _failed(self, stage: Stage, unit: int, exc: Exception) -> bool:
+        """Count a failed attempt, and give the unit up after the last one.
+
+        Returns False when even that could not be recorded: the stage then
+        waits for the next pass instead of spinning on the unit.
+        """
+        reason = f"{type(exc).__name__}: {exc}"[:2000]
+        limit = self.config.service.max_attempts
+        try:
+            with self.factory.begin() as session:
+                request, mail = stage.owner(session, unit)
+                attempt = _attempts(session, stage.name, unit, request, mail) + 1
+                audit.record(session, ATTEMPT_FAILED, request=request, mail=mail,
+                             stage=stage.name, unit=unit, attempt=attempt, error=reason)
+                log.warning("%s: %s failed (attempt %d of %d): %s", stage.name,
+                            _name(request, mail, unit), attempt, limit, reason,
+                            exc_info=exc)
+                if attempt >= limit or (request is None and mail is None):
+                    stage.give_up(session, self.config, unit, reason)
+        except fetch.DB_UNAVAILABLE:
+            raise
+        except Exception:  # the failure path itself failed: leave the unit for the next pass
+            log.exception("%s: could not record the failure of unit %s", stage.name, unit)
+            return False
+        return True
 
     def _timed(self, stage: str, work: Callable[[], int]) -> int:
         """Run one stage pass and add it to the shared stage counters (/metrics)."""
@@ -186,5 +276,23 @@ class Worker:
             if self.source.wait(min(left, STOP_CHECK_SECONDS)):
                 return
 
-    def _guarded(self, step: Callable[[sessionmaker[Session], Config], bool]) -> bool:
-        return step(self.factory, self.config)
+
+
+def _attempts(
+    session: Session, stage: str, unit: int, request: Request | None, mail: InboundMail | None
+) -> int:
+    """How many attempts of `stage` on `unit` failed so far (from the audit trail)."""
+    if request is not None:
+        mine = Event.request_id == request.id
+    elif mail is not None:
+        mine = Event.inbound_mail_id == mail.id
+    else:
+        return 0
+    details = session.scalars(select(Event.detail).where(mine, Event.action == ATTEMPT_FAILED))
+    return sum(1 for d in details if d.get("stage") == stage and d.get("unit") == unit)
+
+
+def _name(request: Request | None, mail: InboundMail | None, unit: int) -> str:
+    if request is not None:
+        return request.reference or f"request#{request.id}"
+    return f"mail#{mail.id}" if mail is not None else f"#{unit}"

@@ -11,7 +11,7 @@ import calendar
 import datetime as dt
 import logging
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from kundo_gdpr import audit, auth
@@ -27,6 +27,7 @@ from kundo_gdpr.models.queue import (
     PARSED,
     QUARANTINED,
 )
+from kundo_gdpr.stages.unit import Owner, Stage
 
 log = logging.getLogger(__name__)
 
@@ -34,24 +35,55 @@ log = logging.getLogger(__name__)
 def parse_one(factory: sessionmaker[Session], config: Config) -> bool:
     """Turn the next stored mail into a request. Returns whether there was one."""
     with factory.begin() as session:
-        mail = claim(
-            session,
-            select(InboundMail).where(InboundMail.state == MAIL_STORED).order_by(InboundMail.id),
-        )
+        mail = claim(session, _stored())
         if mail is None:
             return False
-        try:
-            parsed = parse(mail.raw, config.service.support_addresses)
-        except ParseError as exc:
-            _quarantine_unparseable(session, mail, str(exc))
-            return True
-        if _is_duplicate(session, config, mail, parsed):
-            mail.state = MAIL_DUPLICATE
-            audit.record(session, "mail_duplicate", mail=mail, message_id=parsed.message_id)
-            return True
-        request = new_request(session, mail, parsed)
-        audit.record(session, "parsed", request=request, **parsed.contract())
+        parse_mail(session, config, mail)
     return True
+
+
+def _stored() -> Select[InboundMail]:
+    return select(InboundMail).where(InboundMail.state == MAIL_STORED).order_by(InboundMail.id)
+
+
+def claim_next(session: Session) -> int | None:
+    mail = claim(session, _stored())
+    return mail.id if mail else None
+
+
+def handle(factory: sessionmaker[Session], config: Config, mail_id: int) -> None:
+    with factory.begin() as session:
+        mail = claim(session, _stored().where(InboundMail.id == mail_id))
+        if mail is not None:  # else another worker has parsed it
+            parse_mail(session, config, mail)
+
+
+def owner(session: Session, mail_id: int) -> Owner:
+    return None, session.get(InboundMail, mail_id)
+
+
+def give_up(session: Session, config: Config, mail_id: int, reason: str) -> None:
+    """The mail could not be parsed after every attempt: a quarantined request says why."""
+    mail = claim(session, _stored().where(InboundMail.id == mail_id))
+    if mail is not None:
+        _quarantine_unparseable(session, mail, reason)
+
+
+STAGE = Stage("parse", claim_next, handle, owner, give_up)
+
+
+def parse_mail(session: Session, config: Config, mail: InboundMail) -> None:
+    try:
+        parsed = parse(mail.raw, config.service.support_addresses)
+    except ParseError as exc:
+        _quarantine_unparseable(session, mail, str(exc))
+        return
+    if _is_duplicate(session, config, mail, parsed):
+        mail.state = MAIL_DUPLICATE
+        audit.record(session, "mail_duplicate", mail=mail, message_id=parsed.message_id)
+        return
+    request = new_request(session, mail, parsed)
+    audit.record(session, "parsed", request=request, **parsed.contract())
 
 
 def _is_duplicate(session: Session, config: Config, mail: InboundMail, parsed: ParsedMail) -> bool:

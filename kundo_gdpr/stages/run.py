@@ -3,7 +3,10 @@
 Reads a request in state `approved`; writes its export files and erases
 batch by batch (each step commits, so a crash resumes where it stopped),
 then one transaction records `result`, state `done`, the `done` audit event
-and the done reply with the export. A failure leaves it `failed`.
+and the done reply with the export. The driver counts a failed attempt; after
+`service.max_attempts` the request is `failed` with the reason (`give_up`).
+The state is read again after every erase batch, and a request that left
+`approved` (by whatever path) stops the run there.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
+from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from kundo_gdpr import audit
@@ -23,29 +27,66 @@ from kundo_gdpr.actions.links import discard as discard_exports
 from kundo_gdpr.config import Config
 from kundo_gdpr.db import claim, unit_locks
 from kundo_gdpr.desk import ChannelRef, Counts, DeskStore, open_desk
-from kundo_gdpr.models import Request, utcnow
-from kundo_gdpr.models.queue import APPROVED, DONE, FAILED
+from kundo_gdpr.models import Event, Request, utcnow
+from kundo_gdpr.models.queue import APPROVED, DONE
 from kundo_gdpr.records import ledger, proof
 from kundo_gdpr.replies.context import organization_name, reply_context
 from kundo_gdpr.replies.outbox import queue_reply
 from kundo_gdpr.replies.render import FileAttachment
-from kundo_gdpr.stages.fetch import DB_UNAVAILABLE
+from kundo_gdpr.stages.unit import Owner, Stage, fail
 
 log = logging.getLogger(__name__)
 
 # Approved requests looked at per claim; more than the number of workers.
 RUN_CANDIDATES = 64
+# The audit event that marks a request as claimed by a run.
+RUN_STARTED = "run_started"
 
 
 class StateError(Exception):
     """The run found the request in a state it cannot finish from."""
 
 
-# -- run ---------------------------------------------------------------------------
+class RunStopped(Exception):
+    """The request left `approved` while its run was going on: stop between batches."""
+
+
+def _approved() -> Select[Request]:
+    return select(Request).where(Request.state == APPROVED).order_by(Request.id)
 
 
 def run_one(factory: sessionmaker[Session], config: Config) -> bool:
-    """Erase and/or export for the next approved request, then queue the done reply.
+    """Erase and/or export for the next approved request, then queue the done reply."""
+    with factory.begin() as session:
+        request_id = claim_next(session)
+    if request_id is None:
+        return False
+    handle(factory, config, request_id)
+    return True
+
+
+def claim_next(session: Session) -> int | None:
+    """The first approved request no other worker is running (its unit lock free)."""
+    engine = session.get_bind()
+    assert isinstance(engine, Engine)
+    with unit_locks(engine) as try_lock:
+        claimed = _claim_run(session, try_lock)
+    return claimed
+
+
+def _claim_run(session: Session, try_lock: Callable[[int], bool]) -> int | None:
+    candidates = session.scalars(select(Request.id).where(
+        Request.state == APPROVED).order_by(Request.id).limit(RUN_CANDIDATES)).all()
+    return next((request_id for request_id in candidates if try_lock(request_id)), None)
+
+
+def handle(
+    factory: sessionmaker[Session], config: Config, request_id: int,
+    after_batch: erase.AfterBatch | None = None,
+) -> None:
+    """Run one approved request to `done`, holding its unit lock for the whole
+    run (its export and erase batches commit separately, so a row lock is not
+    enough); a request another worker is running is left to it.
 
     Export files and each erase batch commit as they go (`prepare_request`);
     a last transaction records the result and queues the reply. After a crash
@@ -53,60 +94,61 @@ def run_one(factory: sessionmaker[Session], config: Config) -> bool:
     """
     engine = factory.kw["bind"]
     with unit_locks(engine) as try_lock:
-        claimed = _claim_run(factory, try_lock)
-        if claimed is None:
-            return False
-        _run_claimed(factory, config, *claimed)
-    return True
-
-
-def _claim_run(
-    factory: sessionmaker[Session], try_lock: Callable[[int], bool]
-) -> tuple[int, str | None] | None:
-    """An approved request no other worker is running, locked for the whole run
-    (its export and erase batches commit separately, so a row lock is not enough)."""
-    with factory() as session:
-        candidates = session.execute(select(Request.id, Request.reference).where(
-            Request.state == APPROVED).order_by(Request.id).limit(RUN_CANDIDATES)).all()
-    for request_id, reference in candidates:
-        if not try_lock(request_id):
-            continue
-        with factory() as session:  # finished by another worker since we looked?
-            if session.scalar(select(Request.state).where(Request.id == request_id)) == APPROVED:
-                return request_id, reference
-    return None
+        if try_lock(request_id):
+            _run_claimed(factory, config, request_id, after_batch)
 
 
 def _run_claimed(
-    factory: sessionmaker[Session], config: Config, request_id: int, reference: str | None
+    factory: sessionmaker[Session], config: Config, request_id: int,
+    after_batch: erase.AfterBatch | None,
 ) -> None:
     try:
-        prepare_request(factory, config, request_id)
-        with factory.begin() as session:
-            request = claim(session, select(Request).where(
-                Request.id == request_id, Request.state == APPROVED))
-            if request is not None:  # else another worker has finished it
-                run_request(session, config, request)
-    except DB_UNAVAILABLE:
-        raise  # not the request's fault: it stays approved and is run again
-    except Exception as exc:  # the one broad catch of this loop: record, go on
-        log.exception("request %s failed", reference)
-        with factory.begin() as session:
-            failed = session.get(Request, request_id)
-            if failed is not None and failed.state == APPROVED:
-                failed.state = FAILED
-                error = f"{type(exc).__name__}: {exc}"
-                audit.record(session, "failed", request=failed, error=error)
+        if not prepare_request(factory, config, request_id, after_batch):
+            return
+    except RunStopped as stopped:
+        log.warning("request %s: run stopped: %s", request_id, stopped)
+        return
+    with factory.begin() as session:
+        request = claim(session, _approved().where(Request.id == request_id))
+        if request is not None:  # else another worker has finished it, or it was stopped
+            run_request(session, config, request)
+
+
+def owner(session: Session, request_id: int) -> Owner:
+    return session.get(Request, request_id), None
+
+
+def give_up(session: Session, config: Config, request_id: int, reason: str) -> None:
+    """The run failed every time: `failed`, with the reason, for an agent to look at."""
+    request = claim(session, _approved().where(Request.id == request_id))
+    if request is not None:
+        fail(session, request, "run", reason)
+
+
+STAGE = Stage("run", claim_next, handle, owner, give_up)
+
+
+def claimed_by_run(session: Session, request: Request) -> bool:
+    """Whether a run has started on the request (its `run_started` event exists)."""
+    return session.scalar(select(Event.id).where(
+        Event.request_id == request.id, Event.action == RUN_STARTED).limit(1)) is not None
 
 
 def prepare_request(
     factory: sessionmaker[Session], config: Config, request_id: int,
     after_batch: erase.AfterBatch | None = None,
-) -> None:
-    """Write the export files, then erase batch by batch; each step commits."""
+) -> bool:
+    """Write the export files, then erase batch by batch; each step commits.
+
+    False when the request is no longer approved (nothing was done).
+    """
     with factory.begin() as session:
-        request = session.scalars(
-            select(Request).where(Request.id == request_id).with_for_update()).one()
+        request = claim(session, _approved().where(Request.id == request_id))
+        if request is None:
+            return False
+        if not claimed_by_run(session, request):
+            # From here on the request cannot be rejected (stages.decide).
+            audit.record(session, RUN_STARTED, request=request)
         desk = open_desk(config.desk.store, session)
         channels = covered_channels(session, desk, request)
         subjects, kinds = [s.email for s in request.subjects], list(request.kinds)
@@ -124,13 +166,29 @@ def prepare_request(
     if "erase" in kinds:
         # The safety window: each batch's before images go to the request's vault.
         watched = vault.watched(factory, request_id, config.erase.undo_hours)
+        check = _still_approved(factory, request_id, after_batch)
         for subject in subjects:
             erasable = [c for c in channels if c.id not in kept[subject]]
             erase.erase_subject(watched, config.desk.store, config.erase, request_id, subject,
-                                erasable, after_batch)
+                                erasable, check)
         with factory.begin() as session:  # no earlier export of theirs outlives the erase
             for subject in subjects:
                 discard_exports(session, config, subject, request_id)
+    return True
+
+
+def _still_approved(
+    factory: sessionmaker[Session], request_id: int, then: erase.AfterBatch | None
+) -> erase.AfterBatch:
+    def after_batch(batches: int) -> None:
+        if then is not None:
+            then(batches)
+        with factory() as session:
+            state = session.scalar(select(Request.state).where(Request.id == request_id))
+        if state != APPROVED:
+            raise RunStopped(f"the request is {state} after {batches} batch(es)")
+
+    return after_batch
 
 
 def _held(

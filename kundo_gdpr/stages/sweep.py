@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from kundo_gdpr import audit
@@ -24,6 +24,7 @@ from kundo_gdpr.models.queue import UNCONFIRMED
 from kundo_gdpr.replies.context import reply_context
 from kundo_gdpr.replies.outbox import queue_reply
 from kundo_gdpr.stages.confirm import CONFIRMATION_EXPIRED
+from kundo_gdpr.stages.unit import Owner, Stage, quarantine
 
 
 def sweep_exports(factory: sessionmaker[Session], config: Config | None = None) -> int:
@@ -32,26 +33,62 @@ def sweep_exports(factory: sessionmaker[Session], config: Config | None = None) 
     return links.sweep(factory, config=config)
 
 
+def _due(now: dt.datetime) -> Select[Confirmation]:
+    return (select(Confirmation)
+            .where(Confirmation.state == PENDING, Confirmation.expires_at <= now)
+            .order_by(Confirmation.expires_at, Confirmation.id))
+
+
 def expire_one(
     factory: sessionmaker[Session], config: Config, now: dt.datetime | None = None
 ) -> bool:
     """Expire the next confirmation past its 72 hours and tell the editor."""
     now = now or utcnow()
     with factory.begin() as session:
-        row = claim(
-            session,
-            select(Confirmation)
-            .where(Confirmation.state == PENDING, Confirmation.expires_at <= now)
-            .order_by(Confirmation.expires_at, Confirmation.id),
-        )
+        row = claim(session, _due(now))
         if row is None:
             return False
-        row.state = ROW_EXPIRED
-        request = session.get(Request, row.request_id)
-        assert request is not None
-        if request.state == UNCONFIRMED:
-            request.state = CONFIRMATION_EXPIRED
-            audit.record(session, "confirmation_expired", request=request)
-            context = reply_context(session, request, expires_at=row.expires_at)
-            queue_reply(session, config, request, "confirm_expired", context)
+        expire(session, config, row)
     return True
+
+
+def expire(session: Session, config: Config, row: Confirmation) -> None:
+    row.state = ROW_EXPIRED
+    request = session.get(Request, row.request_id)
+    assert request is not None
+    if request.state == UNCONFIRMED:
+        request.state = CONFIRMATION_EXPIRED
+        audit.record(session, "confirmation_expired", request=request)
+        context = reply_context(session, request, expires_at=row.expires_at)
+        queue_reply(session, config, request, "confirm_expired", context)
+
+
+def claim_next(session: Session) -> int | None:
+    row = claim(session, _due(utcnow()))
+    return row.id if row else None
+
+
+def handle(factory: sessionmaker[Session], config: Config, confirmation_id: int) -> None:
+    with factory.begin() as session:
+        row = claim(session, _due(utcnow()).where(Confirmation.id == confirmation_id))
+        if row is not None:
+            expire(session, config, row)
+
+
+def owner(session: Session, confirmation_id: int) -> Owner:
+    row = session.get(Confirmation, confirmation_id)
+    return (session.get(Request, row.request_id) if row else None), None
+
+
+def give_up(session: Session, config: Config, confirmation_id: int, reason: str) -> None:
+    """Expiring failed every time: the confirmation ends, its request is quarantined."""
+    row = claim(session, _due(utcnow()).where(Confirmation.id == confirmation_id))
+    if row is None:
+        return
+    row.state = ROW_EXPIRED
+    request = session.get(Request, row.request_id)
+    if request is not None and request.state == UNCONFIRMED:
+        quarantine(session, request, "expire_confirmations", reason)
+
+
+STAGE = Stage("expire_confirmations", claim_next, handle, owner, give_up)

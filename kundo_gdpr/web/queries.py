@@ -30,6 +30,7 @@ from kundo_gdpr.models import (
 )
 from kundo_gdpr.models.queue import DONE, OPEN_STATES, REQUEST_STATES
 from kundo_gdpr.stages import decide, undo
+from kundo_gdpr.stages.unit import reason_of
 
 __all__ = ["DUE_FILTERS", "REQUEST_STATES", "SORTS", "VIEWS", "QueueQuery", "detail", "overview",
            "queue"]
@@ -118,6 +119,8 @@ def _row(r: Request, controller: str | None, now: dt.datetime) -> dict[str, Any]
         # Floor division: due yesterday at this hour is -1, not 0.
         "days_left": (due - now).days,
         "badge": _badge(r.state in OPEN_STATES, due, now),
+        # Why a stage gave the request up ("check: ValueError: ..."), if it did.
+        "stopped": reason_of(r),
     }
 
 
