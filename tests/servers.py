@@ -394,6 +394,8 @@ class SmtpServer:
     users: dict[str, str] = field(default_factory=dict)
     mechanisms: tuple[str, ...] = ("LOGIN", "PLAIN")
     logins: list[tuple[str, str, bool]] = field(default_factory=list)
+    # Whether EHLO offers SMTPUTF8 (RFC 6531: non-ASCII addresses).
+    smtputf8: bool = False
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         if self.reject_with:
@@ -426,7 +428,8 @@ class SmtpServer:
                 auth_required=True,
                 auth_exclude_mechanism=[m for m in ("LOGIN", "PLAIN") if m not in self.mechanisms],
             )
-        self.controller = Controller(self, hostname=self.host, port=self.port, **kwargs)
+        self.controller = Controller(self, hostname=self.host, port=self.port,
+                                     enable_SMTPUTF8=self.smtputf8, **kwargs)
         self.controller.start()
 
     def stop(self) -> None:

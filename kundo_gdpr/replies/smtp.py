@@ -1,4 +1,10 @@
-"""SMTP delivery for the outbox, with STARTTLS/TLS and login from config."""
+"""SMTP delivery for the outbox, with STARTTLS/TLS and login from config.
+
+An address that is not ASCII (RFC 6531) goes out with SMTPUTF8 when the server
+offers it; a server that does not cannot deliver it, which is a permanent
+failure with that reason. Whatever else goes wrong while sending is a
+TransportError with its message: a failed attempt, never a crashed loop.
+"""
 
 from __future__ import annotations
 
@@ -25,7 +31,8 @@ class SmtpTransport:
         try:
             smtp = self._connect()
             try:
-                smtp.sendmail(sender, [recipient], crlf(raw))
+                options = _mail_options(smtp, sender, recipient)
+                smtp.sendmail(sender, [recipient], crlf(raw), mail_options=options)
             finally:
                 _quit(smtp)
         except smtplib.SMTPAuthenticationError as exc:
@@ -41,6 +48,8 @@ class SmtpTransport:
             raise TransportError(f"recipient refused: {exc.recipients}", permanent) from exc
         except (OSError, smtplib.SMTPException) as exc:
             raise TransportError(f"{type(exc).__name__}: {exc}") from exc
+        except (UnicodeError, ValueError) as exc:  # an address or header smtplib cannot send
+            raise TransportError(f"{type(exc).__name__}: {exc}", permanent=True) from exc
 
     def context(self) -> ssl.SSLContext:
         # Loading the CA store takes ~0.1 s: once per transport, not per reply.
@@ -66,6 +75,18 @@ class SmtpTransport:
             smtp.close()
             raise
         return smtp
+
+
+def _mail_options(smtp: smtplib.SMTP, sender: str, recipient: str) -> list[str]:
+    """SMTPUTF8 (with 8BITMIME) for a non-ASCII address, if the server offers it."""
+    if sender.isascii() and recipient.isascii():
+        return []
+    smtp.ehlo_or_helo_if_needed()
+    if not smtp.has_extn("smtputf8"):
+        raise TransportError(
+            f"the SMTP server does not offer SMTPUTF8, so it cannot deliver to the "
+            f"non-ASCII address {recipient!r}", permanent=True)
+    return ["SMTPUTF8", *(["BODY=8BITMIME"] if smtp.has_extn("8bitmime") else [])]
 
 
 def _quit(smtp: smtplib.SMTP) -> None:
