@@ -8,14 +8,18 @@ STAMP := $(VENV)/.installed
 APT_STAMP := /var/lib/kundo-gdpr-test-packages
 APT_PACKAGES := dovecot-imapd chromium
 
-.PHONY: demo test lint clean deps system-packages
+.PHONY: demo test lint clean deps system-packages constraints
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(STAMP): $(BIN)/python pyproject.toml
+# Every extra the tests need, pinned to the versions the suite last passed on
+# (constraints.txt; refresh it with `make constraints` after a green run).
+EXTRAS := test,postgresql,dev
+
+$(STAMP): $(BIN)/python pyproject.toml constraints.txt
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 deps: $(STAMP)
@@ -38,6 +42,10 @@ test: $(STAMP) system-packages
 lint: $(STAMP)
 	$(BIN)/ruff check kundo_gdpr tests benchmarks
 	$(BIN)/mypy
+
+constraints: $(STAMP)
+	(echo "# The versions the full suite last passed on (make constraints); used by make test and CI."; \
+	 $(BIN)/pip freeze --exclude-editable | grep -v '^kundo-gdpr') > constraints.txt
 
 clean:
 	rm -rf var $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -14,6 +14,7 @@ import os
 import tomllib
 import types
 import typing
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -243,7 +244,32 @@ def from_dict(data: dict[str, Any], root: Path) -> Config:
         raise ConfigError("erase.undo_hours: must be 0 (no undo) or more hours")
     _plain_only_on_loopback("intake.imap", built.intake.imap.security, built.intake.imap.host)
     _plain_only_on_loopback("outbox.smtp", built.outbox.smtp.security, built.outbox.smtp.host)
+    _meaningful(built)
     return dataclasses.replace(built, root=root)
+
+
+def _meaningful(config: Config) -> None:
+    """Values of the right type that still cannot work, named by their key.
+    (`desk.store` is checked against the registered stores at start-up: cli.main.)"""
+    if not config.service.support_addresses:
+        raise ConfigError("service.support_addresses: must name at least one address "
+                          "(replies come from the first)")
+    for address in config.service.support_addresses:
+        if "@" not in address.strip("@"):
+            raise ConfigError(f"service.support_addresses: {address!r} is not an address")
+    url = urllib.parse.urlsplit(config.web.base_url)
+    if url.scheme not in ("http", "https") or not url.netloc:
+        raise ConfigError(f"web.base_url: must be an http:// or https:// address, "
+                          f"got {config.web.base_url!r}")
+    if config.service.max_attempts < 1:
+        raise ConfigError("service.max_attempts: must be at least 1")
+
+
+def check_registered(key: str, name: str, registered: typing.Iterable[str]) -> None:
+    """A key that names one of a registry's entries (a desk store, a transport)."""
+    known = sorted(registered)
+    if name not in known:
+        raise ConfigError(f"{key}: {name!r} is not registered (registered: {', '.join(known)})")
 
 
 def _plain_only_on_loopback(section: str, security: str, host: str) -> None:

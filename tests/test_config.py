@@ -28,6 +28,11 @@ def test_the_shipped_config_toml_is_the_documented_defaults() -> None:
         ("[service]\nsupport_addresses = 'a@b.se'\n", "service.support_addresses"),
         ("[intake.imap]\nport = -1\n", "intake.imap.port"),
         ("[database\n", "config.toml"),
+        ("[service]\nsupport_addresses = []\n", "service.support_addresses"),
+        ("[service]\nsupport_addresses = ['support']\n", "service.support_addresses"),
+        ("[service]\nmax_attempts = 0\n", "service.max_attempts"),
+        ("[web]\nbase_url = 'gdpr.kundo.se'\n", "web.base_url"),
+        ("[web]\nbase_url = 'ftp://gdpr.kundo.se'\n", "web.base_url"),
     ],
 )
 def test_a_bad_key_stops_start_up_naming_the_key(
@@ -66,3 +71,13 @@ def test_secrets_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> N
     cfg = config.Config()
     monkeypatch.setenv(cfg.intake.imap.password_env, "s3cret")
     assert cfg.secret(cfg.intake.imap.password_env) == "s3cret"
+
+
+def test_a_desk_store_that_is_not_registered_stops_start_up(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[desk]\nstore = 'zendesk'\n", encoding="utf-8")
+    assert main(["--config", str(path), "db", "upgrade"]) == 2
+    err = capsys.readouterr().err
+    assert "desk.store" in err and "'zendesk' is not registered (registered: sql)" in err

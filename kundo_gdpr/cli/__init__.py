@@ -25,6 +25,7 @@ from kundo_gdpr.cli import (
 )
 from kundo_gdpr.cli.common import Handler
 from kundo_gdpr.config import ConfigError
+from kundo_gdpr.desk import REGISTRY as DESK_STORES
 
 # The command groups, in the order `--help` lists them.
 GROUPS = (service, parse, check, db, requests, outbox, agents, holds, schedules, records)
@@ -36,6 +37,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.setup(args.log_format, args.verbose, states=getattr(args, "log_states", False))
     try:
         config = config_module.load(_config_path(args.config))
+        config_module.check_registered("desk.store", config.desk.store, DESK_STORES)
     except ConfigError as exc:
         print(f"kundo-gdpr: configuration error: {exc}", file=sys.stderr)
         return 2

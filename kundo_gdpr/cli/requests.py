@@ -123,7 +123,7 @@ def cmd_requests_reject(args: argparse.Namespace, config: Config) -> int:
 
 def _decide(
     config: Config, reference: str, by: str,
-    action: Callable[[Session, Request, decide.Actor], None],
+    action: Callable[[Session, Request, decide.Actor], object],
 ) -> int:
     """The same decision, rules and all, as the web app's: `--by` is the acting
     agent (an admin when erasure needs one); anyone else acts as a non-admin."""
