@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import DBAPIError, DisconnectionError, PendingRollbackError
 from sqlalchemy.orm import Session, sessionmaker
 
 from kundo_gdpr import audit, db
@@ -163,9 +164,9 @@ class Worker:
             before = self._state(stage, unit)
             try:
                 stage.handle(self.factory, self.config, unit)
-            except fetch.DB_UNAVAILABLE:
-                raise
             except Exception as exc:  # the one broad catch: this unit failed, not the loop
+                if outage(exc):
+                    raise  # the database's, not the unit's: run_forever backs off
                 if not self._failed(stage, unit, exc):
                     break
             else:
@@ -206,9 +207,9 @@ class Worker:
                             exc_info=exc)
                 if attempt >= limit or (request is None and mail is None):
                     stage.give_up(session, self.config, unit, reason)
-        except fetch.DB_UNAVAILABLE:
-            raise
-        except Exception:  # the failure path itself failed: leave the unit for the next pass
+        except Exception as exc:  # the failure path itself failed: leave the unit for now
+            if outage(exc):
+                raise
             log.exception("%s: could not record the failure of unit %s", stage.name, unit)
             return False
         return True
@@ -296,3 +297,10 @@ def _name(request: Request | None, mail: InboundMail | None, unit: int) -> str:
     if request is not None:
         return request.reference or f"request#{request.id}"
     return f"mail#{mail.id}" if mail is not None else f"#{unit}"
+
+
+def outage(exc: BaseException) -> bool:
+    """Whether `exc` says the database is unreachable or went away, rather than
+    that this unit is bad: never counted against a row."""
+    return (isinstance(exc, (*fetch.DB_UNAVAILABLE, DisconnectionError, PendingRollbackError))
+            or (isinstance(exc, DBAPIError) and exc.connection_invalidated))
