@@ -75,7 +75,7 @@ def assert_stopped(
     assert {t["stage"] for t in tried} == {stage}
     assert all(error in t["error"] for t in tried)
     with factory() as session:  # the agents' queue
-        rows, _ = queries.queue(session, state, "", 1, 50)
+        rows, _ = queries.queue(session, queries.QueueQuery(view="all", state=state), 1, 50)
     (row,) = [r for r in rows if r["reference"] == request.reference]
     assert row["stopped"].startswith(f"{stage}: ") and error in row["stopped"]
     capsys.readouterr()
