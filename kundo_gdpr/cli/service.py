@@ -5,12 +5,17 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import time
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from kundo_gdpr import db
 from kundo_gdpr.cli.common import Subparsers
 from kundo_gdpr.config import Config
 from kundo_gdpr.operations.locks import AnotherWorker, single_process
+
+if TYPE_CHECKING:
+    from kundo_gdpr.stages.driver import Worker
 
 
 def add(sub: Subparsers) -> None:
@@ -36,7 +41,7 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     except AnotherWorker as exc:
         print(f"kundo-gdpr: {exc}", file=sys.stderr)
         return 1
-    db.upgrade(worker.engine)
+    _upgrade_when_reachable(worker)
     if args.once:
         worker.run_once()
         return 0
@@ -48,6 +53,23 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     signal.signal(signal.SIGINT, stop)
     worker.run_forever()
     return 0
+
+
+def _upgrade_when_reachable(worker: Worker, tries: int = 20) -> None:
+    """Migrate at start-up, waiting (with the driver's backoff) for a database that
+    is restarting: a worker restarted beside it must not die of it."""
+    from kundo_gdpr.stages.driver import backoff
+    from kundo_gdpr.stages.fetch import DB_UNAVAILABLE
+
+    for failures in range(1, tries + 1):
+        try:
+            db.upgrade(worker.engine)
+            return
+        except DB_UNAVAILABLE:
+            if failures == tries:
+                raise
+            worker.engine.dispose()
+            time.sleep(backoff(failures, worker.config.service.poll_seconds))
 
 
 def cmd_demo(args: argparse.Namespace, config: Config) -> int:
