@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from kundo_gdpr import db
 from kundo_gdpr.desk.seed import seed_demo
 from kundo_gdpr.models import Event, InboundMail, OutboundMail, Request
-from kundo_gdpr.models.queue import DONE, EraseProgress
+from kundo_gdpr.models.queue import DONE, NEEDS_REVIEW, EraseProgress
 from kundo_gdpr.operations.locks import AdvisoryFetchLock
 from kundo_gdpr.stages.driver import Worker
 from tests import servers
@@ -180,15 +180,18 @@ def test_a_second_worker_on_one_sqlite_file_refuses_to_start(tmp_path: Path) -> 
 
 # -- chaos ----------------------------------------------------------------------------
 
-# 300 in the issue. On this shared 2-core machine (load 11 from other work) one worker
-# checks and runs about one request a second, and 100 mails took 225 s with the kills:
-# 60 here keeps the test within the suite's budget. KUNDO_GDPR_CHAOS_MAILS=300 runs
-# the full size.
-CHAOS_MAILS = int(os.environ.get("KUNDO_GDPR_CHAOS_MAILS", "60"))
+# The issue's size; about 40 s of chaos and 110 s in all on this 2-core machine when
+# it is otherwise idle. KUNDO_GDPR_CHAOS_MAILS sets another.
+CHAOS_MAILS = int(os.environ.get("KUNDO_GDPR_CHAOS_MAILS", "300"))
 
 
 def outcome(engine: Engine) -> dict[str, Any]:
-    """What the requests did, in terms that do not depend on which worker ran what."""
+    """What the requests did, in terms that do not depend on which worker ran what.
+
+    A subject is erased by whichever of its erase requests runs first; a later one
+    that is checked after that finds no data and waits for an agent
+    (`subject_not_found`), one checked before it runs and erases nothing. Which of
+    the two happens depends on timing, so only the totals erased are compared."""
     with Session(engine) as session:
         requests = session.scalars(select(Request).order_by(Request.message_id)).all()
         erased: Counter[tuple[str, str, str, str]] = Counter()
@@ -198,14 +201,23 @@ def outcome(engine: Engine) -> dict[str, Any]:
             for subject, counts in result.get("erase", {}).items():
                 for channel, items in counts.items():
                     for item, n in items.items():
-                        erased[(r.sender or "", subject, channel, item)] += n
-            exported[r.message_id] = result.get("export")
-        replies = Counter(m.purpose for m in session.scalars(select(OutboundMail)))
+                        if n:
+                            erased[(r.sender or "", subject, channel, item)] += n
+            if "export" in r.kinds:
+                exported[r.message_id] = result.get("export")
         desk = {table: session.scalar(text(f"SELECT count(*) FROM {table}"))
                 for table in ("forum_posts", "mail_conversations", "mail_messages",
                               "chat_sessions", "chat_messages", "attachments")}
-    return {"states": Counter(r.state for r in requests), "erased": dict(erased),
-            "exported": exported, "replies": dict(replies), "desk": desk}
+    return {"erased": dict(erased), "exported": exported, "desk": desk}
+
+
+def settled(request: Request) -> bool:
+    """Done, or an erasure of an already erased subject waiting for an agent."""
+    if request.state == DONE:
+        return True
+    codes = {f["code"] for f in request.findings or []}
+    return (request.state == NEEDS_REVIEW and request.kinds == ["erase"]
+            and codes >= {"subject_not_found"})
 
 
 def diagnose(engine: Engine) -> str:
@@ -256,35 +268,43 @@ def test_chaos_three_workers_killed_at_random_and_the_database_restarted(
     started = time.monotonic()
 
     def finished() -> bool:
-        return (count(pg_engine, Request, Request.state == DONE) == total
+        try:
+            with Session(pg_engine) as session:
+                requests = session.scalars(select(Request)).all()
+        except DBAPIError:  # the database is restarting
+            return False
+        return (len(requests) == total and all(settled(r) for r in requests)
                 and count(pg_engine, OutboundMail, OutboundMail.state != "sent") == 0)
 
+    # Kills and the restart are tied to progress, not to the clock: a fast machine
+    # finishes before any fixed moment, a slow one long after it.
+    kill_at = sorted(rng.sample(range(1, total * 3 // 4), 5))
+    restart_at = total // 2
     try:
         for slot in (1, 2, 3):
             workers.start(slot)
         deadline = started + 600  # a bound for a stuck run, not a speed limit
-        next_kill = started + rng.uniform(3.0, 6.0)
-        restart_at = started + 10.0
         shown = started
         while not finished() and time.monotonic() < deadline:
             now = time.monotonic()
+            done = count(pg_engine, Request, Request.state == DONE)
             if now - shown > 10:
                 shown = now
                 print(f"{now - started:.0f} s: {count(pg_engine, InboundMail)} stored, "
-                      f"{count(pg_engine, Request, Request.state == DONE)} done, "
+                      f"{done} done, "
                       f"{count(pg_engine, OutboundMail, OutboundMail.state == 'sent')} sent")
-            if restarts == 0 and now >= restart_at:
+            if restarts == 0 and done >= restart_at:
                 private_postgres.stop("immediate")  # a crash, as the workers see it
                 time.sleep(1.0)
                 private_postgres.start()
                 restarts += 1
-            elif now >= next_kill:
+            elif kill_at and done >= kill_at[0]:
+                kill_at.pop(0)
                 slot = rng.choice(sorted(workers.procs))
                 workers.kill(slot)
                 kills += 1
                 time.sleep(rng.uniform(0.0, 0.5))
                 workers.start(slot)
-                next_kill = time.monotonic() + rng.uniform(3.0, 6.0)
             time.sleep(0.1)
         took = time.monotonic() - started
         assert finished(), (diagnose(pg_engine), len(dovecot.messages("INBOX")),
@@ -294,24 +314,29 @@ def test_chaos_three_workers_killed_at_random_and_the_database_restarted(
     # A worker restarted a moment ago may still be importing when SIGTERM comes: it
     # dies of the signal (-15) before its handler is set, which loses nothing.
     assert set(codes) <= {0, -15} and 0 in codes
-    assert restarts == 1 and kills >= 3
+    assert restarts == 1 and kills == 5
 
     with Session(pg_engine) as session:
         mails_in = session.scalars(select(InboundMail)).all()
         assert len(mails_in) == total and len({m.sha256 for m in mails_in}) == total
-        assert count(pg_engine, Request) == total
+        requests = session.scalars(select(Request)).all()
+        assert len(requests) == total and all(settled(r) for r in requests)
+        done = {r.id for r in requests if r.state == DONE}
         replies = Counter((r.request_id, r.purpose)
                           for r in session.scalars(select(OutboundMail)))
-        assert len(replies) == 2 * total and set(replies.values()) == {1}
+        assert set(replies.values()) == {1}  # nothing queued twice
+        assert {i for i, purpose in replies if purpose == "receipt"} == {r.id for r in requests}
+        assert {i for i, purpose in replies if purpose == "done"} == done
         done_events = Counter(e.request_id for e in session.scalars(
             select(Event).where(Event.action == "done")))
-        assert len(done_events) == total and set(done_events.values()) == {1}
+        assert set(done_events) == done and set(done_events.values()) == {1}
         progress = session.scalars(select(EraseProgress)).all()
-        erasures = [r for r in session.scalars(select(Request)) if "erase" in r.kinds]
-        assert len(progress) == len(erasures) == len([n for n in range(total) if n % 3 == 0])
+        erasures = [r for r in requests if "erase" in r.kinds and r.state == DONE]
+        assert len(progress) == len(erasures)  # every erasure run once
         assert all(p.done_at is not None for p in progress)
+        sent = len(replies)
     by_id = Counter(str(m["Message-ID"]) for m in smtp_server.messages())
-    assert len(by_id) == 2 * total  # one receipt and one result per request
+    assert len(by_id) == sent  # every queued reply delivered
     resent = sum(n - 1 for n in by_id.values())
     assert resent <= kills + restarts  # only a kill between SMTP's 250 and our commit resends
     assert dovecot.messages("INBOX") == []
