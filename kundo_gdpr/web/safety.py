@@ -8,7 +8,8 @@ The handlers read the form and pick the page; what undo does is in
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NoReturn
 from urllib.parse import quote
 
 from aiohttp import web
@@ -23,6 +24,19 @@ from kundo_gdpr.web.base import AGENT, CONFIG, LANG, in_db, render
 from kundo_gdpr.web.i18n import strings
 
 routes = web.RouteTableDef()
+
+
+async def _act(request: web.Request, work: Callable[[Session], object], page: str,
+               done: str, refused: type[holds.HoldError] | type[schedules.ScheduleError],
+               ) -> NoReturn:
+    """Run one holds or schedules action and send the agent back to its page, saying
+    what was done or (by its stable code) why it was refused."""
+    try:
+        await in_db(request, work)
+    except refused as exc:
+        raise web.HTTPSeeOther(f"{page}?error={exc.code}") from exc
+    raise web.HTTPSeeOther(f"{page}?done={done}")
+
 
 
 @routes.post("/requests/{reference}/undo")
@@ -101,22 +115,15 @@ async def hold_add(request: web.Request) -> web.Response:
         holds.add(session, str(form.get("organization", "")), str(form.get("subject", "")),
                   str(form.get("reason", "")), until, actor, channel=channel)
 
-    try:
-        await in_db(request, work)
-    except holds.HoldError as exc:
-        raise web.HTTPSeeOther(f"/holds?error={exc.code}") from exc
-    raise web.HTTPSeeOther("/holds?done=added")
+    await _act(request, work, "/holds", "added", holds.HoldError)
 
 
 @routes.post(r"/holds/{hold:\d+}/end")
 async def hold_end(request: web.Request) -> web.Response:
     actor = _admin(request)
     hold_id = int(request.match_info["hold"])
-    try:
-        await in_db(request, lambda s: holds.end(s, hold_id, actor))
-    except holds.HoldError as exc:
-        raise web.HTTPSeeOther(f"/holds?error={exc.code}") from exc
-    raise web.HTTPSeeOther("/holds?done=ended")
+    await _act(request, lambda s: holds.end(s, hold_id, actor), "/holds", "ended",
+               holds.HoldError)
 
 
 # -- retention schedules ----------------------------------------------------------------
@@ -178,19 +185,13 @@ async def schedule_add(request: web.Request) -> web.Response:
 async def schedule_approve(request: web.Request) -> web.Response:
     actor = _agent(request)
     run_id = int(request.match_info["run"])
-    try:
-        await in_db(request, lambda s: schedules.approve(s, run_id, actor))
-    except schedules.ScheduleError as exc:
-        raise web.HTTPSeeOther(f"/schedules?error={exc.code}") from exc
-    raise web.HTTPSeeOther("/schedules?done=approved")
+    await _act(request, lambda s: schedules.approve(s, run_id, actor), "/schedules",
+               "approved", schedules.ScheduleError)
 
 
 @routes.post(r"/schedules/{rule:\d+}/remove")
 async def schedule_remove(request: web.Request) -> web.Response:
     actor = _agent(request)
     rule_id = int(request.match_info["rule"])
-    try:
-        await in_db(request, lambda s: schedules.remove(s, rule_id, actor))
-    except schedules.ScheduleError as exc:
-        raise web.HTTPSeeOther(f"/schedules?error={exc.code}") from exc
-    raise web.HTTPSeeOther("/schedules?done=removed")
+    await _act(request, lambda s: schedules.remove(s, rule_id, actor), "/schedules",
+               "removed", schedules.ScheduleError)
