@@ -70,7 +70,7 @@ async def test_every_page_has_no_serious_accessibility_violation_in_either_langu
     assert found == {}
 
 
-async def test_four_eyes_and_export_wording_in_the_browser(
+async def test_four_eyes_in_the_browser(
     aiohttp_server: Callable[..., Awaitable[Any]], config: Config, engine: Engine,
     erase_alice: str, chromium: str,  # noqa: F811
 ) -> None:
