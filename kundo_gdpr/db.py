@@ -17,6 +17,8 @@ from sqlalchemy import Engine, Select, create_engine, event, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from kundo_gdpr.config import Config
+
 _M = TypeVar("_M")
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -66,16 +68,20 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def alembic_config(engine: Engine) -> AlembicConfig:
+def alembic_config(engine: Engine, config: Config | None = None) -> AlembicConfig:
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["engine"] = engine
+    # A migration that rewrites subjects into keyed hashes needs the key (0012).
+    cfg.attributes["config"] = config
     return cfg
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the schema up to `revision` (idempotent)."""
-    command.upgrade(alembic_config(engine), revision)
+def upgrade(engine: Engine, revision: str = "head", config: Config | None = None) -> None:
+    """Bring the schema up to `revision` (idempotent). `config` gives migrations
+    that hash subjects their key; without it such a migration refuses to run
+    over rows it would have to hash."""
+    command.upgrade(alembic_config(engine, config), revision)
 
 
 def claim(session: Session, stmt: Select[_M]) -> _M | None:

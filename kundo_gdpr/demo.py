@@ -65,7 +65,7 @@ class DemoRow:
 def run_demo(config: Config) -> list[DemoRow]:
     """Seed, drop the demo mails into the inbox, run the pipeline to the end."""
     engine = db.make_engine(config.database_url())
-    db.upgrade(engine)
+    db.upgrade(engine, config=config)
     factory = db.session_factory(engine)
     with factory.begin() as session:
         seed_demo(session)

@@ -9,13 +9,16 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from kundo_gdpr import db
 from kundo_gdpr.actions import holds
 from kundo_gdpr.cli import main
 from kundo_gdpr.config import Config
 from kundo_gdpr.models import Channel, Event, MailConversation, MailMessage, Organization
+from kundo_gdpr.records.hashing import key_ring
 from tests.conftest import make_config
 from tests.helpers import SV_ASSERTION, delivered, drop, outbox_messages, request_mail
 from tests.test_pipeline import ERASE_ALICE, run_all, worker_for
@@ -53,7 +56,7 @@ def test_held_mail_survives_the_erase_and_is_exported_and_told(
         held_before = alices_mail(session, channel.id)
         assert held_before > 0
         holds.add(session, "cykelbolaget", " Alice@Example.com ", "Bokföringslagen 7 kap. 2 §",
-                  UNTIL, "adam@kundo.se", channel=str(channel.id))
+                  UNTIL, "adam@kundo.se", ring=key_ring(auto_config), channel=str(channel.id))
         channel_id, channel_name = channel.id, channel.name
     inbox = auto_config.path("var/inbox")
     drop(inbox, request_mail("Eva Ek <eva@cykelbolaget.se>", ERASE_ALICE), "erase")
@@ -91,8 +94,10 @@ def test_an_ended_hold_no_longer_keeps_anything(
     world: None, auto_config: Config, engine: Engine, factory: sessionmaker[Session],
 ) -> None:
     with factory.begin() as session:
-        hold = holds.add(session, "cykelbolaget", ALICE, "Tvist", UNTIL, "adam@kundo.se")
-        holds.end(session, hold.id, "adam@kundo.se")
+        ring = key_ring(auto_config)
+        hold = holds.add(session, "cykelbolaget", ALICE, "Tvist", UNTIL, "adam@kundo.se",
+                         ring=ring)
+        holds.end(session, hold.id, "adam@kundo.se", ring=ring)
         channel_id = mail_channel(session).id
         assert holds.listed(session) == []
         assert [h["id"] for h in holds.listed(session, include_ended=True)] == [hold.id]
@@ -112,11 +117,11 @@ def test_an_ended_hold_no_longer_keeps_anything(
     (("cykelbolaget", ALICE, "x", dt.datetime(2000, 1, 1, tzinfo=dt.UTC)), "ends_in_the_past"),
 ])
 def test_a_bad_hold_is_refused_with_its_reason(
-    world: None, factory: sessionmaker[Session], args: tuple[str, str, str, dt.datetime],
-    code: str,
+    world: None, factory: sessionmaker[Session], config: Config,
+    args: tuple[str, str, str, dt.datetime], code: str,
 ) -> None:
     with factory.begin() as session, pytest.raises(holds.HoldError) as refused:
-        holds.add(session, *args, actor="adam@kundo.se")
+        holds.add(session, *args, actor="adam@kundo.se", ring=key_ring(config))
     assert refused.value.code == code
 
 
@@ -174,3 +179,60 @@ async def test_an_admin_places_and_ends_a_hold_on_the_web_and_an_agent_only_read
         assert holds.listed(session) == []
         assert [e.actor for e in session.scalars(select(Event).where(
             Event.action.like("hold_%")).order_by(Event.id))] == ["adam@kundo.se"] * 2
+
+
+def _hold_events(engine: Engine) -> list[tuple[str, dict[str, object]]]:
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT action, detail FROM events WHERE action LIKE 'hold_%' "
+                                 "ORDER BY id")).all()
+    return [(a, d if isinstance(d, dict) else json.loads(d)) for a, d in rows]
+
+
+def test_hold_events_name_the_subject_by_keyed_hash_and_masked_form_only(
+    world: None, config: Config, engine: Engine, factory: sessionmaker[Session],
+) -> None:
+    ring = key_ring(config)
+    with factory.begin() as session:
+        hold = holds.add(session, "cykelbolaget", " Alice@Example.com ", "Tvist", UNTIL,
+                         "adam@kundo.se", ring=ring)
+        holds.end(session, hold.id, "adam@kundo.se", ring=ring)
+    events = _hold_events(engine)
+    assert [a for a, _ in events] == ["hold_added", "hold_ended"]
+    for _, detail in events:
+        assert "alice" not in json.dumps(detail).lower()
+        assert detail["subject_hash"] == ring.hash_subject(ALICE)
+        assert detail["subject_masked"] == "a***@e******.com"
+    with factory() as session:  # the hold itself keeps the address: matching needs it
+        assert holds.listed(session, include_ended=True)[0]["subject"] == ALICE
+
+
+def _old_hold_event(engine: Engine, subject: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO events (at, actor, action, detail) VALUES "
+                          "(CURRENT_TIMESTAMP, 'adam', 'hold_added', :d)"),
+                     {"d": json.dumps({"hold_id": 1, "organization": "cykelbolaget",
+                                       "subject": subject, "channel_id": None,
+                                       "reason": "Tvist", "ends_at": UNTIL.isoformat()})})
+
+
+def test_migration_0012_hashes_old_hold_events_once_and_the_log_stays_append_only(
+    db_url: str, tmp_path: Path,
+) -> None:
+    engine = db.make_engine(db_url)
+    db.upgrade(engine, "0011")
+    _old_hold_event(engine, ALICE)
+    with pytest.raises(RuntimeError, match="needs the hash key"):
+        db.upgrade(engine)  # without the config it cannot hash, and changes nothing
+    assert _hold_events(engine)[0][1]["subject"] == ALICE
+    config = make_config(tmp_path, db_url)
+    db.upgrade(engine, config=config)
+    ((_, detail),) = _hold_events(engine)
+    assert detail == {"hold_id": 1, "organization": "cykelbolaget", "channel_id": None,
+                      "reason": "Tvist", "ends_at": UNTIL.isoformat(),
+                      "subject_hash": key_ring(config).hash_subject(ALICE),
+                      "subject_masked": "a***@e******.com"}
+    with pytest.raises(DBAPIError), engine.begin() as conn:
+        conn.execute(text("UPDATE events SET actor = 'x'"))
+    with pytest.raises(DBAPIError), engine.begin() as conn:
+        conn.execute(text("DELETE FROM events"))
+    engine.dispose()

@@ -4,7 +4,9 @@ A hold names an organization, a subject (their normalised address), optionally
 one channel (else every channel of the organization), a reason and an end.
 While it is active (not ended, end not reached) an erase of that subject
 leaves the held channels alone; the done reply lists what was kept and why,
-and an export still includes it. Every change is an audit event.
+and an export still includes it. Every change is an audit event, which
+names the subject only by keyed hash and masked form (the hold row itself keeps
+the address, as matching needs it).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from sqlalchemy.orm import Session
 from kundo_gdpr import audit, identity
 from kundo_gdpr.desk import ChannelRef
 from kundo_gdpr.models import Channel, LegalHold, Organization, utcnow
+from kundo_gdpr.records.hashing import KeyRing, concealed
 
 
 class HoldError(Exception):
@@ -47,9 +50,10 @@ class Held:
 
 def add(
     session: Session, organization: str, subject: str, reason: str, ends_at: dt.datetime,
-    actor: str, channel: str | None = None, now: dt.datetime | None = None,
+    actor: str, *, ring: KeyRing, channel: str | None = None, now: dt.datetime | None = None,
 ) -> LegalHold:
-    """Place a hold; `organization` is its slug, `channel` a channel's id or name in it."""
+    """Place a hold; `organization` is its slug, `channel` a channel's id or name in it.
+    `ring` hashes the subject for the audit event."""
     now = now or utcnow()
     org = session.scalar(select(Organization).where(Organization.slug == organization))
     if org is None:
@@ -67,7 +71,7 @@ def add(
     session.add(hold)
     session.flush()
     audit.record(session, "hold_added", actor=actor, hold_id=hold.id, organization=org.slug,
-                 subject=key, channel_id=channel_id, reason=hold.reason,
+                 **concealed(ring, key), channel_id=channel_id, reason=hold.reason,
                  ends_at=ends_at.isoformat())
     return hold
 
@@ -81,7 +85,8 @@ def _channel(session: Session, organization_id: int, channel: str) -> int:
     return found[0]
 
 
-def end(session: Session, hold_id: int, actor: str, now: dt.datetime | None = None) -> LegalHold:
+def end(session: Session, hold_id: int, actor: str, *, ring: KeyRing,
+        now: dt.datetime | None = None) -> LegalHold:
     now = now or utcnow()
     hold = session.get(LegalHold, hold_id)
     if hold is None:
@@ -89,8 +94,9 @@ def end(session: Session, hold_id: int, actor: str, now: dt.datetime | None = No
     if hold.ended_at is not None:
         raise HoldError("already_ended", hold_id=hold_id)
     hold.ended_at, hold.ended_by = now, actor
-    audit.record(session, "hold_ended", actor=actor, hold_id=hold.id, subject=hold.subject,
-                 organization_id=hold.organization_id, channel_id=hold.channel_id)
+    audit.record(session, "hold_ended", actor=actor, hold_id=hold.id,
+                 **concealed(ring, hold.subject), organization_id=hold.organization_id,
+                 channel_id=hold.channel_id)
     return hold
 
 

@@ -22,7 +22,7 @@ else:
 
 def open_session(config: Config) -> Session:
     engine = db.make_engine(config.database_url())
-    db.upgrade(engine)
+    db.upgrade(engine, config=config)
     return db.session_factory(engine)()
 
 

@@ -21,7 +21,7 @@ def add(sub: Subparsers) -> None:
 
 
 def cmd_db_upgrade(args: argparse.Namespace, config: Config) -> int:
-    db.upgrade(db.make_engine(config.database_url()))
+    db.upgrade(db.make_engine(config.database_url()), config=config)
     print("database is up to date")
     return 0
 

@@ -10,6 +10,7 @@ import sys
 from kundo_gdpr.actions import holds
 from kundo_gdpr.cli.common import Subparsers, open_session
 from kundo_gdpr.config import Config
+from kundo_gdpr.records.hashing import key_ring
 
 MESSAGES = {
     "no_such_organization": "no organization with the slug {organization!r}",
@@ -59,7 +60,7 @@ def cmd_holds_add(args: argparse.Namespace, config: Config) -> int:
     with open_session(config) as session, session.begin():
         try:
             hold = holds.add(session, args.org, args.subject, args.reason, args.until, args.by,
-                             channel=args.channel)
+                             ring=key_ring(config), channel=args.channel)
         except holds.HoldError as exc:
             return _refused(exc)
         print(f"hold #{hold.id} on {hold.subject} until {hold.ends_at:%Y-%m-%d}")
@@ -79,7 +80,7 @@ def cmd_holds_list(args: argparse.Namespace, config: Config) -> int:
 def cmd_holds_end(args: argparse.Namespace, config: Config) -> int:
     with open_session(config) as session, session.begin():
         try:
-            holds.end(session, args.id, args.by)
+            holds.end(session, args.id, args.by, ring=key_ring(config))
         except holds.HoldError as exc:
             return _refused(exc)
         print(f"hold #{args.id} ended")

@@ -42,7 +42,7 @@ def cmd_ledger_replay(args: argparse.Namespace, config: Config) -> int:
             return 2
         since = since if since.tzinfo else since.replace(tzinfo=dt.UTC)
     engine = db.make_engine(config.database_url())
-    db.upgrade(engine)
+    db.upgrade(engine, config=config)
     report = ledger.replay(db.session_factory(engine), config, since)
     if not report.entries:
         print(say("ledger.empty", since=say("ledger.since", since=args.since) if since else ""))

@@ -63,7 +63,7 @@ def _upgrade_when_reachable(worker: Worker, tries: int = 20) -> None:
 
     for failures in range(1, tries + 1):
         try:
-            db.upgrade(worker.engine)
+            db.upgrade(worker.engine, config=worker.config)
             return
         except DB_UNAVAILABLE:
             if failures == tries:
@@ -104,7 +104,7 @@ def cmd_web(args: argparse.Namespace, config: Config) -> int:
     from kundo_gdpr.web import make_app
 
     engine = db.make_engine(config.database_url())
-    db.upgrade(engine)
+    db.upgrade(engine, config=config)
     web.run_app(make_app(config, engine), host=config.web.host, port=config.web.port)
     return 0
 
@@ -123,7 +123,7 @@ def cmd_serve(args: argparse.Namespace, config: Config) -> int:
     except AnotherWorker as exc:
         print(f"kundo-gdpr: {exc}", file=sys.stderr)
         return 1
-    db.upgrade(worker.engine)
+    db.upgrade(worker.engine, config=worker.config)
     loops = threading.Thread(target=worker.run_forever, name="mail-loops", daemon=True)
     loops.start()
     try:

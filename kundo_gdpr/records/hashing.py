@@ -18,6 +18,7 @@ import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 from kundo_gdpr.config import Config
 from kundo_gdpr.identity import subject_key
@@ -95,3 +96,14 @@ def masked(address: str) -> str:
         name, top = domain, ""
     hidden = f"{name[:1]}{'*' * max(len(name) - 1, 1)}"
     return f"{local[:1]}***@{hidden}{dot}{top}"
+
+
+class Concealed(TypedDict):
+    subject_hash: str
+    subject_masked: str
+
+
+def concealed(ring: KeyRing, address: str) -> Concealed:
+    """How our own records name a subject they must not hold in clear: the keyed
+    hash (to match with the key) and the masked form (to show to people)."""
+    return Concealed(subject_hash=ring.hash_subject(address), subject_masked=masked(address))

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from kundo_gdpr.actions import holds, schedules
 from kundo_gdpr.models import Channel, Organization
+from kundo_gdpr.records.hashing import key_ring
 from kundo_gdpr.stages import decide, undo
 from kundo_gdpr.stages.decide import ReviewError
 from kundo_gdpr.web.base import AGENT, CONFIG, LANG, in_db, render
@@ -110,10 +111,11 @@ async def hold_add(request: web.Request) -> web.Response:
     except ValueError as exc:
         raise web.HTTPSeeOther("/holds?error=bad_date") from exc
     channel = str(form.get("channel", "")) or None
+    ring = key_ring(request.app[CONFIG])
 
     def work(session: Session) -> None:
         holds.add(session, str(form.get("organization", "")), str(form.get("subject", "")),
-                  str(form.get("reason", "")), until, actor, channel=channel)
+                  str(form.get("reason", "")), until, actor, ring=ring, channel=channel)
 
     await _act(request, work, "/holds", "added", holds.HoldError)
 
@@ -122,7 +124,8 @@ async def hold_add(request: web.Request) -> web.Response:
 async def hold_end(request: web.Request) -> web.Response:
     actor = _admin(request)
     hold_id = int(request.match_info["hold"])
-    await _act(request, lambda s: holds.end(s, hold_id, actor), "/holds", "ended",
+    ring = key_ring(request.app[CONFIG])
+    await _act(request, lambda s: holds.end(s, hold_id, actor, ring=ring), "/holds", "ended",
                holds.HoldError)
 
 

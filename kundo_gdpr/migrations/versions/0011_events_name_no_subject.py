@@ -20,41 +20,13 @@ import sqlalchemy as sa
 from alembic import op
 
 from kundo_gdpr.identity import key
+from kundo_gdpr.migrations.append_only import lifted
 from kundo_gdpr.records.redact import redact, token
 
 revision = "0011"
 down_revision = "0010"
 branch_labels = None
 depends_on = None
-
-# As migration 0005 made them.
-APPEND_ONLY = {
-    "postgresql": [
-        """
-        CREATE FUNCTION events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            RAISE EXCEPTION 'audit events are append-only (% on events)', TG_OP;
-        END;
-        $$
-        """,
-        "CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON events "
-        "FOR EACH ROW EXECUTE FUNCTION events_append_only()",
-    ],
-    "sqlite": [
-        "CREATE TRIGGER events_no_update BEFORE UPDATE ON events "
-        "BEGIN SELECT RAISE(ABORT, 'audit events are append-only (UPDATE on events)'); END",
-        "CREATE TRIGGER events_no_delete BEFORE DELETE ON events "
-        "BEGIN SELECT RAISE(ABORT, 'audit events are append-only (DELETE on events)'); END",
-    ],
-}
-UNDO_APPEND_ONLY = {
-    "postgresql": [
-        "DROP TRIGGER events_append_only ON events",
-        "DROP FUNCTION events_append_only()",
-    ],
-    "sqlite": ["DROP TRIGGER events_no_update", "DROP TRIGGER events_no_delete"],
-}
-
 
 # SQLite gives a deleted row's id to the next row unless the table says
 # AUTOINCREMENT; a subject's id, named by events, must never be reused.
@@ -99,12 +71,9 @@ def upgrade() -> None:
             changed.append({"event_id": event_id, "detail": new})
     if not changed:
         return
-    for statement in UNDO_APPEND_ONLY[dialect]:
-        op.execute(statement)
-    bind.execute(events.update().where(events.c.id == sa.bindparam("event_id"))
-                 .values(detail=sa.bindparam("detail")), changed)
-    for statement in APPEND_ONLY[dialect]:
-        op.execute(statement)
+    with lifted():
+        bind.execute(events.update().where(events.c.id == sa.bindparam("event_id"))
+                     .values(detail=sa.bindparam("detail")), changed)
 
 
 def downgrade() -> None:
