@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,21 +33,30 @@ from sqlalchemy.orm import Session  # noqa: E402
 
 from kundo_gdpr import db  # noqa: E402
 from kundo_gdpr.models import OutboundMail, Request, StageStat  # noqa: E402
-from kundo_gdpr.models.queue import DONE, SENT  # noqa: E402
+from kundo_gdpr.models.queue import DONE, NEEDS_REVIEW, SENT  # noqa: E402
 from tests.helpers import drop  # noqa: E402
 from tests.postgres import PrivatePostgres, start_private_postgres  # noqa: E402
 from tests.test_imap_smtp import write_toml  # noqa: E402
-from tests.test_workers import request_mails, seeded  # noqa: E402
+from tests.test_workers import request_mails, seeded, settled  # noqa: E402
 from tests.workers import COMMAND  # noqa: E402
 
 
 def finished(engine: Engine, total: int) -> bool:
+    """Every request settled (as the chaos test counts it) and every reply sent.
+
+    An erasure of a subject already erased by an earlier request finds nothing
+    and waits for an agent (`subject_not_found`): settled, not done. Counted in
+    SQL first, so that polling a thousand requests stays cheap."""
     with Session(engine) as session:
-        done = session.scalar(select(func.count()).select_from(Request)
-                              .where(Request.state == DONE))
-        sent = session.scalar(select(func.count()).select_from(OutboundMail)
-                              .where(OutboundMail.state == SENT))
-    return done == total and sent == 2 * total
+        states: dict[str, int] = {state: n for state, n in session.execute(
+            select(Request.state, func.count()).group_by(Request.state))}
+        if sum(states.values()) != total or states.get(DONE, 0) + states.get(
+                NEEDS_REVIEW, 0) != total:
+            return False
+        waiting = session.scalars(select(Request).where(Request.state == NEEDS_REVIEW)).all()
+        unsent = session.scalar(select(func.count()).select_from(OutboundMail)
+                                .where(OutboundMail.state != SENT))
+    return unsent == 0 and all(settled(r) for r in waiting)
 
 
 def one_run(
@@ -73,13 +84,15 @@ def one_run(
         "policy": {"auto_approve": True},
         "auth": {"require": False},
     })
+    db_cpu = server_cpu(pg)
+    own_cpu = children_cpu()
     started = time.monotonic()
     procs = [subprocess.Popen([COMMAND, "--config", str(config), "run"],
                               env=os.environ.copy(), stderr=subprocess.DEVNULL)
              for _ in range(workers)]
     try:
         while not finished(engine, len(mails)):
-            time.sleep(0.2)
+            time.sleep(0.5)
         took = time.monotonic() - started
     finally:
         for proc in procs:
@@ -88,8 +101,31 @@ def one_run(
             proc.wait(timeout=60)
     with Session(engine) as session:
         stages = {s.stage: s.seconds for s in session.scalars(select(StageStat))}
+        states: dict[str, int] = {state: n for state, n in session.execute(
+            select(Request.state, func.count()).group_by(Request.state))}
     engine.dispose()
-    return {"seconds": took, **{f"stage:{k}": v for k, v in stages.items()}}
+    time.sleep(1.0)  # the workers' backends have exited and been counted by the postmaster
+    return {"seconds": took, "worker_cpu": children_cpu() - own_cpu,
+            "db_cpu": server_cpu(pg) - db_cpu, "done": states.get(DONE, 0),
+            "waiting": states.get(NEEDS_REVIEW, 0),
+            **{f"stage:{k}": v for k, v in stages.items()}}
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) of this process's finished children: the workers."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def server_cpu(pg: PrivatePostgres) -> float:
+    """CPU seconds of the PostgreSQL server: the postmaster and its exited backends.
+
+    A backend's CPU is added to the postmaster's children times when it exits,
+    so read this when the workers have disconnected."""
+    pid = int((pg.data / "postmaster.pid").read_text().split()[0])
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    utime, stime, cutime, cstime = (int(f) for f in fields[11:15])
+    return (utime + stime + cutime + cstime) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> None:
@@ -114,10 +150,15 @@ def main() -> None:
                             key=lambda kv: -kv[1])
             where = ", ".join(f"{k} {v:.1f} s" for k, v in stages)
             print(f"{workers} worker(s): {found['seconds']:.1f} s, {rate:.2f} mails/s, "
-                  f"{rate / base_rate:.2f}x one worker; stage time summed over workers: {where}")
+                  f"{rate / base_rate:.2f}x one worker ({found['done']:.0f} done, "
+                  f"{found['waiting']:.0f} erasures of an erased subject waiting for an "
+                  f"agent); CPU: workers {found['worker_cpu']:.0f} s, PostgreSQL "
+                  f"{found['db_cpu']:.0f} s; load {os.getloadavg()[0]:.1f}; "
+                  f"stage time summed over workers: {where}", flush=True)
     finally:
         with contextlib.suppress(StopIteration):
             next(gen)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":
