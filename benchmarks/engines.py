@@ -223,10 +223,11 @@ def erase_window(engine: Engine) -> float:
     return time.perf_counter() - start
 
 
-def erase_baseline(engine: Engine) -> None:
+def erase_baseline(engine: Engine, subject: str = SUBJECT) -> None:
+    """The raw set-based SQL: one transaction, a statement per table, by the keys."""
     with Session(engine) as session, session.begin():
         ids = ", ".join(str(c.id) for c in channels(session))
-        s = {"s": SUBJECT}
+        s = {"s": subject}
         in_ids = f"channel_id IN ({ids})"
         conv = f"SELECT id FROM mail_conversations WHERE customer_key = :s AND {in_ids}"
         sess = f"SELECT id FROM chat_sessions WHERE visitor_key = :s AND {in_ids}"
