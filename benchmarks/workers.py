@@ -1,6 +1,7 @@
 """A backlog answered by 1, 2 and 4 `kundo-gdpr run` workers on one PostgreSQL.
 
     .venv/bin/python benchmarks/workers.py [--mails 1000] [--workers 1,2,4]
+    .venv/bin/python benchmarks/workers.py --profile 60
 
 Starts a private PostgreSQL (initdb/pg_ctl, as the tests do), and for each
 worker count a fresh database with the sample desk and a Maildir holding the
@@ -10,13 +11,20 @@ reply sent (folder transport). Prints mails/s, the ratio to one worker, and
 where the time went: the seconds each stage spent, summed over the workers
 (from the stage counters behind /metrics). One fetcher at a time, so fetch
 does not scale; the rest does as far as the machine's cores allow.
+
+`--profile N` looks inside instead: one in-process worker over N of the same
+mails under cProfile, printing the SQL statements per mail, the share of the
+time spent in the database driver (sending to and waiting for PostgreSQL), and
+our functions by cumulative time.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import cProfile
 import os
+import pstats
 import resource
 import shutil
 import subprocess
@@ -24,16 +32,19 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import Engine, func, select, text  # noqa: E402
+from sqlalchemy import Engine, event, func, select, text  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
 from kundo_gdpr import db  # noqa: E402
 from kundo_gdpr.models import OutboundMail, Request, StageStat  # noqa: E402
 from kundo_gdpr.models.queue import DONE, NEEDS_REVIEW, SENT  # noqa: E402
+from kundo_gdpr.stages.driver import Worker  # noqa: E402
+from tests.conftest import make_config  # noqa: E402
 from tests.helpers import drop  # noqa: E402
 from tests.postgres import PrivatePostgres, start_private_postgres  # noqa: E402
 from tests.test_imap_smtp import write_toml  # noqa: E402
@@ -128,16 +139,64 @@ def server_cpu(pg: PrivatePostgres) -> float:
     return (utime + stime + cutime + cstime) / os.sysconf("SC_CLK_TCK")
 
 
+def profile(pg: PrivatePostgres, mails: list[bytes], folder: Path) -> None:
+    engine = seeded(pg.url)
+    engine.dispose()
+    config = make_config(folder, pg.url, policy={"auto_approve": True},
+                         auth={"require": False},
+                         service={"max_replies_per_sender_per_hour": 0})
+    for n, raw in enumerate(mails):
+        drop(config.path(config.intake.maildir.path), raw, f"mail-{n}")
+    worker = Worker.from_config(config)
+    statements = 0
+
+    def counted(*_: object) -> None:
+        nonlocal statements
+        statements += 1
+
+    event.listen(worker.engine, "before_cursor_execute", counted)
+    profiler = cProfile.Profile()
+    started = time.perf_counter()
+    profiler.enable()
+    while worker.run_once():
+        pass
+    profiler.disable()
+    took = time.perf_counter() - started
+    worker.engine.dispose()
+    stats = pstats.Stats(profiler)
+    table: dict[Any, Any] = stats.stats  # type: ignore[attr-defined]
+    driver = sum(row[2] for (path, _, _), row in table.items() if "/psycopg/" in path)
+    print(f"one in-process worker, {len(mails)} mails: {took:.1f} s, {statements} SQL "
+          f"statements ({statements / len(mails):.0f} per mail), {driver:.1f} s "
+          f"({driver / took:.0%}) in the database driver (sending to and waiting for "
+          f"PostgreSQL); load {os.getloadavg()[0]:.1f}. Ours by cumulative time:")
+    ours = sorted(((row[3], path, line, name) for (path, line, name), row in table.items()
+                   if "/kundo_gdpr/" in path), reverse=True)
+    for cumulative, path, line, name in ours[:30]:
+        where = path.split("/kundo_gdpr/")[1]
+        print(f"  {cumulative:7.1f} s  {where}:{line} {name}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mails", type=int, default=1000)
     parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="profile one in-process worker over N mails instead")
     args = parser.parse_args()
     counts = [int(n) for n in args.workers.split(",")]
-    mails = request_mails(args.mails)
+    mails = request_mails(args.profile or args.mails)
     gen = start_private_postgres()
     pg = next(gen)
     folder = Path(tempfile.mkdtemp(prefix="kundo-bench-workers-"))
+    if args.profile:
+        try:
+            profile(pg, mails, folder)
+        finally:
+            with contextlib.suppress(StopIteration):
+                next(gen)
+            shutil.rmtree(folder, ignore_errors=True)
+        return
     print(f"{args.mails} mails (1/3 erasures, 2/3 exports), PostgreSQL {pg.port}, "
           f"{os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
     base_rate = 0.0
