@@ -146,6 +146,9 @@ class WebConfig:
     # Failed sign-ins slow down further sign-ins from the same address and for
     # the same account (a growing delay up to this many seconds); nothing is locked.
     signin_max_delay_seconds: float = 1.0
+    # Proxies (addresses or networks) whose X-Forwarded-For names the client; the
+    # client address of any other peer is the peer itself.
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -263,6 +266,12 @@ def _meaningful(config: Config) -> None:
                           f"got {config.web.base_url!r}")
     if config.service.max_attempts < 1:
         raise ConfigError("service.max_attempts: must be at least 1")
+    for proxy in config.web.trusted_proxies:
+        try:
+            ipaddress.ip_network(proxy)
+        except ValueError as exc:
+            raise ConfigError(f"web.trusted_proxies: {proxy!r} is not an address or a "
+                              f"network such as 10.0.0.0/8 ({exc})") from exc
 
 
 def check_registered(key: str, name: str, registered: typing.Iterable[str]) -> None:

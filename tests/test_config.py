@@ -33,6 +33,11 @@ def test_the_shipped_config_toml_is_the_documented_defaults() -> None:
         ("[service]\nmax_attempts = 0\n", "service.max_attempts"),
         ("[web]\nbase_url = 'gdpr.kundo.se'\n", "web.base_url"),
         ("[web]\nbase_url = 'ftp://gdpr.kundo.se'\n", "web.base_url"),
+        ("[web]\ntrusted_proxies = '10.0.0.1'\n", "web.trusted_proxies"),
+        ("[web]\ntrusted_proxies = ['proxy.internal']\n", "web.trusted_proxies"),
+        ("[web]\ntrusted_proxies = ['10.0.0.1/8']\n", "web.trusted_proxies"),
+        ("[web]\ntrusted_proxies = ['10.0.0.0/33']\n", "web.trusted_proxies"),
+        ("[web]\ntrusted_proxies = [10]\n", "web.trusted_proxies"),
     ],
 )
 def test_a_bad_key_stops_start_up_naming_the_key(
@@ -81,3 +86,11 @@ def test_a_desk_store_that_is_not_registered_stops_start_up(
     assert main(["--config", str(path), "db", "upgrade"]) == 2
     err = capsys.readouterr().err
     assert "desk.store" in err and "'zendesk' is not registered (registered: sql)" in err
+
+
+def test_trusted_proxies_take_addresses_and_networks_of_both_families(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text("[web]\ntrusted_proxies = ['127.0.0.1', '10.0.0.0/8', '::1', "
+                    "'fd00::/8']\n", encoding="utf-8")
+    assert config.load(path).web.trusted_proxies == ("127.0.0.1", "10.0.0.0/8", "::1",
+                                                     "fd00::/8")

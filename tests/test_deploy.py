@@ -105,5 +105,5 @@ def test_the_readme_says_how_to_run_in_production() -> None:
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## Running in production", 1)[1].split("\n## ", 1)[0]
     for needed in ("kundo-gdpr db upgrade", "kundo-gdpr check", "kundo-gdpr-worker@",
-                   "proxy", "pg_dump", "ledger replay"):
+                   "proxy", "trusted_proxies", "X-Forwarded-For", "pg_dump", "ledger replay"):
         assert needed in section, needed

@@ -10,13 +10,15 @@ import re
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from kundo_gdpr import db
 from kundo_gdpr.config import Config
-from kundo_gdpr.models import Agent, Event, WebSession
-from kundo_gdpr.web import auth, sessions
+from kundo_gdpr.models import Agent, Event, SigninFailure, WebSession
+from kundo_gdpr.web import auth, sessions, throttle
 from kundo_gdpr.web import base as web_app
+from kundo_gdpr.web import client as web_client
 from tests.test_web import (  # noqa: F401  (fixtures)
     PASSWORD,
     Client,
@@ -35,6 +37,30 @@ def _quick(config: Config, cap: float = 0.01) -> Config:
     """The same app with the sign-in delay capped low, so many attempts stay fast."""
     return dataclasses.replace(
         config, web=dataclasses.replace(config.web, signin_max_delay_seconds=cap))
+
+
+ATTACKER = "203.0.113.9"
+ANNA = "198.51.100.7"
+
+
+def _behind_proxy(config: Config) -> Config:
+    """The app behind a proxy on loopback: X-Forwarded-For says who the client is."""
+    return dataclasses.replace(
+        config, web=dataclasses.replace(config.web, trusted_proxies=("127.0.0.1", "::1")))
+
+
+async def _attempt(client: Client, email: str, password: str, forwarded_for: str) -> Any:
+    """A sign-in through the proxy (or claiming to be), from the address given."""
+    headers = {"X-Forwarded-For": forwarded_for}
+    page = await client.get("/login", headers=headers)
+    return await client.post("/login", headers=headers, allow_redirects=False, data={
+        "csrf": _csrf(await page.text()), "email": email, "password": password})
+
+
+def _failures(engine: Engine) -> list[dict[str, Any]]:
+    with Session(engine) as session:
+        return [e.detail for e in session.scalars(select(Event).where(
+            Event.action == "sign_in_failed").order_by(Event.id))]
 
 
 def _session_cookie(client: Client) -> str:
@@ -177,59 +203,142 @@ async def test_every_answer_has_the_security_headers(
 async def test_fifty_wrong_passwords_from_one_client_never_lock_the_agent_out(
     aiohttp_client: MakeClient, config: Config, engine: Engine
 ) -> None:
-    quick = _quick(config)
+    quick = _behind_proxy(_quick(config))
     attacker = await _client(aiohttp_client, quick, engine)
     for _ in range(50):
-        assert (await _sign_in(attacker, "anna@kundo.se", "guess")).status == 401
+        response = await _attempt(attacker, "anna@kundo.se", "guess", ATTACKER)
+        assert response.status == 401
     anna = await _client(aiohttp_client, quick, engine)
-    assert (await _sign_in(anna, "anna@kundo.se")).status == 303
+    assert (await _attempt(anna, "anna@kundo.se", PASSWORD, ANNA)).status == 303
     assert (await anna.get("/", allow_redirects=False)).status == 200
     # The attacker's own client with the right password gets in too: slowed, never locked.
-    assert (await _sign_in(attacker, "anna@kundo.se")).status == 303
-    with Session(engine) as session:
-        failed = session.scalar(select(func.count()).select_from(Event).where(
-            Event.action == "sign_in_failed"))
-    assert failed == 50  # every failure is audited
+    assert (await _attempt(attacker, "anna@kundo.se", PASSWORD, ATTACKER)).status == 303
+    failures = _failures(engine)
+    assert len(failures) == 50  # every failure is audited, with the client's address
+    assert {f["address"] for f in failures} == {ATTACKER}
+    assert failures[-1]["delay_seconds"] > 0  # the later ones were slowed down
 
 
-async def test_unknown_wrong_and_throttled_sign_ins_get_the_same_answer(
+async def test_failures_on_one_web_process_slow_sign_ins_on_another_down(
+    aiohttp_client: MakeClient, config: Config, engine: Engine, db_url: str
+) -> None:
+    """Two app instances, each with its own engine on the one database, as two
+    processes behind one proxy would be."""
+    quick = _behind_proxy(_quick(config))
+    other_engine = db.make_engine(db_url)
+    try:
+        first = await _client(aiohttp_client, quick, engine)
+        second = await _client(aiohttp_client, quick, other_engine)
+        for _ in range(throttle.FREE):
+            await _attempt(first, "anna@kundo.se", "guess", ATTACKER)
+        with Session(other_engine) as session:
+            names = throttle.keys(ATTACKER, "anna@kundo.se")
+            assert throttle.delay(session, 4.0, dt.datetime.now(dt.UTC), *names) == 0.25
+        # The next guess, on the other process, is slowed; so is the account from elsewhere.
+        await _attempt(second, "anna@kundo.se", "guess", ATTACKER)
+        await _attempt(second, "anna@kundo.se", "guess", "192.0.2.55")
+        await _attempt(second, "bo@kundo.se", "guess", "192.0.2.56")
+        slowed = [(f["address"], f["account"], f["delay_seconds"] > 0)
+                  for f in _failures(engine)[throttle.FREE:]]
+        assert slowed == [(ATTACKER, "anna@kundo.se", True),
+                          ("192.0.2.55", "anna@kundo.se", True),
+                          ("192.0.2.56", "bo@kundo.se", False)]
+        # The right password on the first process still gets in.
+        assert (await _attempt(first, "anna@kundo.se", PASSWORD, ANNA)).status == 303
+    finally:
+        other_engine.dispose()
+
+
+async def test_a_spoofed_forwarded_for_from_a_peer_that_is_not_a_proxy_is_ignored(
     aiohttp_client: MakeClient, config: Config, engine: Engine
 ) -> None:
-    client = await _client(aiohttp_client, _quick(config), engine)
-    await client.get("/login")  # the visitor's cookie, so the CSRF token stays the same
-
-    async def answer(email: str, password: str) -> tuple[int, str]:
-        response = await _sign_in(client, email, password)
-        return response.status, await response.text()
-
-    unknown = await answer("nobody@kundo.se", "guess")
-    wrong = await answer("anna@kundo.se", "guess")
-    for _ in range(auth.FREE + 3):
-        await answer("anna@kundo.se", "guess")
-    throttled = await answer("anna@kundo.se", "guess")
-    assert unknown == wrong == throttled
-    assert unknown[0] == 401 and "Wrong email or password." in unknown[1]
-    assert "nobody@kundo.se" not in unknown[1]
+    # 127.0.0.1 (the test client) is not a trusted proxy: only 10.0.0.0/8 is.
+    quick = dataclasses.replace(_quick(config), web=dataclasses.replace(
+        _quick(config).web, trusted_proxies=("10.0.0.0/8",)))
+    guesser = await _client(aiohttp_client, quick, engine)
+    for n in range(throttle.FREE + 2):
+        # A new made-up address on every try would dodge the address's count.
+        await _attempt(guesser, f"user{n}@kundo.se", "guess", f"10.9.8.{n}, 198.51.100.{n}")
+    failures = _failures(engine)
+    assert {f["address"] for f in failures} == {"127.0.0.1"}
+    assert failures[-1]["delay_seconds"] > 0  # slowed by its real address's count
 
 
-def test_the_delay_grows_with_failures_per_address_and_per_account_up_to_the_cap() -> None:
+async def test_behind_a_trusted_proxy_the_client_is_the_right_most_untrusted_address(
+    aiohttp_client: MakeClient, config: Config, engine: Engine
+) -> None:
+    proxied = await _client(aiohttp_client, _behind_proxy(_quick(config)), engine)
+    # The client wrote "1.2.3.4" itself; the proxy appended the address it saw.
+    await _attempt(proxied, "anna@kundo.se", "guess", f"1.2.3.4, {ATTACKER}")
+    assert _failures(engine)[-1]["address"] == ATTACKER
+
+
+def test_the_delay_grows_with_failures_per_address_and_per_account_up_to_the_cap(
+    factory: sessionmaker[Session],
+) -> None:
     now = dt.datetime(2026, 11, 29, 9, 0, tzinfo=dt.UTC)
-    clock = [now]
-    throttle = auth.Throttle(cap=4.0, clock=lambda: clock[0])
+    guesser = throttle.keys("10.0.0.1", "anna@kundo.se")
+
+    def delay(*names: str, at: dt.datetime = now) -> float:
+        with factory() as session:
+            return throttle.delay(session, 4.0, at, *names)
+
     delays = []
     for _ in range(10):
-        delays.append(throttle.delay("addr:10.0.0.1", "acct:anna@kundo.se"))
-        throttle.failed("addr:10.0.0.1", "acct:anna@kundo.se")
-    assert delays[: auth.FREE] == [0.0] * auth.FREE
-    assert delays[auth.FREE:auth.FREE + 4] == [0.25, 0.5, 1.0, 2.0]
+        delays.append(delay(*guesser))
+        with factory.begin() as session:
+            throttle.failed(session, now, *guesser)
+    assert delays[: throttle.FREE] == [0.0] * throttle.FREE
+    assert delays[throttle.FREE:throttle.FREE + 4] == [0.25, 0.5, 1.0, 2.0]
     assert max(delays) == 4.0 and delays[-1] == 4.0
     # Another address trying anna's account is slowed by the account's failures ...
-    assert throttle.delay("addr:10.0.0.2", "acct:anna@kundo.se") == 4.0
+    assert delay(*throttle.keys("10.0.0.2", " Anna@Kundo.se")) == 4.0
     # ... and the guessing address is slow for other accounts too.
-    assert throttle.delay("addr:10.0.0.1", "acct:bo@kundo.se") == 4.0
-    assert throttle.delay("addr:10.0.0.2", "acct:bo@kundo.se") == 0.0
-    clock[0] = now + auth.WINDOW + dt.timedelta(seconds=1)
-    assert throttle.delay("addr:10.0.0.1", "acct:anna@kundo.se") == 0.0
+    assert delay(*throttle.keys("10.0.0.1", "bo@kundo.se")) == 4.0
+    assert delay(*throttle.keys("10.0.0.2", "bo@kundo.se")) == 0.0
+    # A right password clears the account's count, not the address's.
+    with factory.begin() as session:
+        throttle.succeeded(session, guesser[1])
+    assert delay(*throttle.keys("10.0.0.2", "anna@kundo.se")) == 0.0
+    assert delay(*guesser) == 4.0
+    later = now + throttle.WINDOW + dt.timedelta(seconds=1)
+    assert delay(*guesser, at=later) == 0.0
+
+
+def test_failures_older_than_the_window_are_deleted_and_count_from_one_again(
+    factory: sessionmaker[Session],
+) -> None:
+    now = dt.datetime(2026, 11, 29, 9, 0, tzinfo=dt.UTC)
+    with factory.begin() as session:
+        for n in range(5):
+            throttle.failed(session, now, *throttle.keys(f"10.0.0.{n}", "anna@kundo.se"))
+    later = now + throttle.WINDOW + dt.timedelta(minutes=1)
+    with factory.begin() as session:
+        throttle.failed(session, later, *throttle.keys("10.0.0.0", "anna@kundo.se"))
+    with factory() as session:
+        rows = session.scalars(select(SigninFailure)).all()
+        assert sorted(r.failures for r in rows) == [1, 1]  # the address and the account
+        assert all(r.last_at == later for r in rows)
+
+
+@pytest.mark.parametrize("peer,forwarded,expect", [
+    ("127.0.0.1", [], "127.0.0.1"),
+    ("203.0.113.9", ["198.51.100.1"], "203.0.113.9"),  # not a proxy: header ignored
+    ("10.0.0.2", [], "10.0.0.2"),  # a proxy that said nothing
+    ("10.0.0.2", ["198.51.100.1"], "198.51.100.1"),
+    ("10.0.0.2", ["6.6.6.6, 198.51.100.1"], "198.51.100.1"),  # the left part is the client's
+    ("10.0.0.2", ["6.6.6.6, 198.51.100.1, 10.0.0.3"], "198.51.100.1"),  # two proxies
+    ("10.0.0.2", ["6.6.6.6", "198.51.100.1"], "198.51.100.1"),  # two header lines
+    ("10.0.0.2", ["10.0.0.4, 10.0.0.3"], "10.0.0.4"),  # proxies all the way
+    ("10.0.0.2", ["198.51.100.1, not-an-address"], "10.0.0.2"),  # nonsense from a proxy
+    ("10.0.0.2", ["198.51.100.1:4711"], "198.51.100.1"),
+    ("10.0.0.2", ["[2001:db8::1]:4711"], "2001:db8::1"),
+    ("::ffff:10.0.0.2", ["198.51.100.1"], "198.51.100.1"),  # IPv4 peer on an IPv6 socket
+    ("::1", ["2001:db8::7"], "2001:db8::7"),
+])
+def test_the_client_address(peer: str, forwarded: list[str], expect: str) -> None:
+    trusted = web_client.networks(("10.0.0.0/8", "::1"))
+    assert web_client.client(peer, forwarded, trusted) == expect
 
 
 async def test_the_access_log_never_holds_a_link_token(

@@ -28,7 +28,7 @@ from kundo_gdpr.models.queue import (
 )
 from kundo_gdpr.models.schedules import RetentionRule, RetentionRun
 from kundo_gdpr.models.vault import LegalHold, UndoWindow, VaultBatch
-from kundo_gdpr.models.web import FirstApproval, WebSession
+from kundo_gdpr.models.web import FirstApproval, SigninFailure, WebSession
 
 __all__ = [
     "CHANNEL_KINDS",
@@ -55,6 +55,7 @@ __all__ = [
     "RequestSubject",
     "RetentionRule",
     "RetentionRun",
+    "SigninFailure",
     "StageFailure",
     "StageStat",
     "UndoWindow",

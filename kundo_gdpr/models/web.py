@@ -1,4 +1,6 @@
-"""The agents' app's own records: server-side sessions and first approvals.
+"""The agents' app's own records: server-side sessions, first approvals and recent
+sign-in failures. Every web process reads and writes the same rows, so any number
+of them can run behind one proxy.
 
 A session cookie holds only a random id; the table keeps its sha256, so a
 copy of the database does not let anyone sign in. Signing out, changing the
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kundo_gdpr.models.base import Base, UtcDateTime, utcnow
@@ -41,3 +43,20 @@ class FirstApproval(Base):
     )
     agent_email: Mapped[str] = mapped_column(String(320))
     at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+class SigninFailure(Base):
+    """Recent failed sign-ins under one key: a client address or a typed account.
+
+    One row per key, counted up by each failure; a failure after `web.throttle.WINDOW`
+    without one starts the count again. Rows whose last failure is older than that
+    slow nothing down and are deleted as failures come in.
+    """
+
+    __tablename__ = "signin_failures"
+
+    # sha256 hex of "addr:<address>" or "acct:<typed address>": a fixed width for any
+    # input (what was typed is in the audit event, which is where it belongs).
+    key_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(Integer)
+    last_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, index=True)

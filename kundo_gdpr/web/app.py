@@ -12,7 +12,6 @@ from sqlalchemy import Engine
 
 from kundo_gdpr.config import Config
 from kundo_gdpr.db import session_factory
-from kundo_gdpr.models import utcnow
 from kundo_gdpr.web import (
     admin,
     confirm,
@@ -24,13 +23,11 @@ from kundo_gdpr.web import (
     safety,
     views,
 )
-from kundo_gdpr.web.auth import Throttle
 from kundo_gdpr.web.base import (
     CONFIG,
     FACTORY,
     JINJA,
     SECRET,
-    THROTTLE,
     auth_middleware,
     csrf_middleware,
     headers_middleware,
@@ -49,7 +46,6 @@ def make_app(config: Config, engine: Engine) -> web.Application:
     app[FACTORY] = factory
     secret = config.secret(config.web.secret_env) or secrets.token_urlsafe(32)
     app[SECRET] = secret.encode()
-    app[THROTTLE] = Throttle(config.web.signin_max_delay_seconds, utcnow)
     app[JINJA] = jinja2.Environment(
         loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"),
         autoescape=True,

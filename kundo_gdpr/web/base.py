@@ -19,7 +19,6 @@ from kundo_gdpr import i18n as shared_i18n
 from kundo_gdpr.config import Config
 from kundo_gdpr.models import utcnow
 from kundo_gdpr.web import i18n, sessions
-from kundo_gdpr.web.auth import Throttle
 from kundo_gdpr.web.sessions import Current
 
 _T = TypeVar("_T")
@@ -28,7 +27,6 @@ CONFIG = web.AppKey("config", Config)
 FACTORY: web.AppKey[sessionmaker[Session]] = web.AppKey("factory")
 JINJA = web.AppKey("jinja", jinja2.Environment)
 SECRET = web.AppKey("secret", bytes)
-THROTTLE = web.AppKey("throttle", Throttle)
 LANG = web.RequestKey("lang", str)
 ANON = web.RequestKey("anon", str)
 AGENT: web.RequestKey[Current | None] = web.RequestKey("agent")

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from kundo_gdpr import audit
 from kundo_gdpr.actions import links
 from kundo_gdpr.models import Export, Request, utcnow
-from kundo_gdpr.web import i18n
+from kundo_gdpr.web import client, i18n
 from kundo_gdpr.web.base import CONFIG, LANG, in_db, render
 
 routes = web.RouteTableDef()
@@ -40,7 +40,7 @@ class Outcome:
 async def download(request: web.Request) -> web.StreamResponse:
     config = request.app[CONFIG]
     verified = links.verify(config.secret(config.web.secret_env), request.match_info["token"])
-    remote = request.remote or ""
+    remote = client.address(request, config)
     outcome = await in_db(request, lambda s: _decide(s, verified, utcnow(), remote))
     if outcome.refused is None and outcome.path is not None:
         disposition = f'attachment; filename="{outcome.filename}"'

@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 
 from kundo_gdpr import audit
 from kundo_gdpr.models import utcnow
-from kundo_gdpr.web import chart, queries, sessions
+from kundo_gdpr.web import chart, client, queries, sessions, throttle
 from kundo_gdpr.web.auth import authenticate
-from kundo_gdpr.web.base import AGENT, THROTTLE, in_db, render, set_session_cookie
+from kundo_gdpr.web.base import AGENT, CONFIG, in_db, render, set_session_cookie
 
 routes = web.RouteTableDef()
 PAGE_SIZE = 50
@@ -36,22 +36,24 @@ async def login(request: web.Request) -> web.Response:
     same page; the typed address is not echoed, so even that cannot differ."""
     form = await request.post()
     email, password = str(form.get("email", "")), str(form.get("password", ""))
-    address = request.remote or ""
-    account = email.strip().lower()[:320]
-    keys = (f"addr:{address}", f"acct:{account}")
-    throttle = request.app[THROTTLE]
-    wait = throttle.delay(*keys)
+    config = request.app[CONFIG]
+    address = client.address(request, config)
+    names = throttle.keys(address, email)
+    cap = config.web.signin_max_delay_seconds
+    wait = await in_db(request, lambda s: throttle.delay(s, cap, utcnow(), *names))
     if wait:
-        # One slowed-down attempt at a time per address, so parallel guesses queue.
+        # One slowed-down attempt at a time per address in this process, so parallel
+        # guesses queue; the counts themselves are in the database, shared by all.
         async with _address_lock(address):
-            await asyncio.sleep(throttle.delay(*keys))
-            token = await in_db(request, lambda s: _sign_in(s, email, password, address))
+            wait = await in_db(request, lambda s: throttle.delay(s, cap, utcnow(), *names))
+            await asyncio.sleep(wait)
+            token = await in_db(request, lambda s: _sign_in(s, email, password, address,
+                                                            names, wait))
     else:
-        token = await in_db(request, lambda s: _sign_in(s, email, password, address))
+        token = await in_db(request, lambda s: _sign_in(s, email, password, address,
+                                                        names, wait))
     if token is None:
-        throttle.failed(*keys)
         return render(request, "login.html", status=401, error="bad_login", done=None)
-    throttle.succeeded(keys[1])
     response = web.HTTPSeeOther("/")
     set_session_cookie(request, response, token)
     raise response
@@ -66,12 +68,19 @@ def _address_lock(address: str) -> asyncio.Lock:
     return _LOCKS.setdefault(address, asyncio.Lock())
 
 
-def _sign_in(session: Session, email: str, password: str, address: str) -> str | None:
+def _sign_in(session: Session, email: str, password: str, address: str,
+             names: tuple[str, str], waited: float) -> str | None:
+    """The new session's cookie value, or None; the failure is counted and audited
+    in the same transaction."""
     agent = authenticate(session, email, password)
+    now = utcnow()
     if agent is None:
-        audit.record(session, "sign_in_failed", account=email.strip()[:320], address=address)
+        throttle.failed(session, now, *names)
+        audit.record(session, "sign_in_failed", account=email.strip()[:320], address=address,
+                     delay_seconds=round(waited, 3))
         return None
-    token, _current = sessions.start(session, agent, utcnow())
+    throttle.succeeded(session, names[1])
+    token, _current = sessions.start(session, agent, now)
     audit.record(session, "signed_in", actor=agent.email, address=address)
     return token
 
