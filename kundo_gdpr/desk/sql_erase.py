@@ -344,8 +344,13 @@ class SqlEraser:
 
 
 def _gone(stmt: Delete | Update, key: Any, name: str) -> CTE:
-    """A data-modifying CTE returning the ids it removed or changed (PostgreSQL)."""
-    return stmt.returning(key).cte(name)
+    """A data-modifying CTE returning the ids it removed or changed (PostgreSQL).
+
+    Named `<name>_gone`, never like a table: a CTE's name hides the table of
+    that name in the whole statement, and the undo vault's CTEs beside these
+    read the tables (`actions/vault.py`).
+    """
+    return stmt.returning(key).cte(f"{name}_gone")
 
 
 def _channels_in(language: str) -> Select[int]:
