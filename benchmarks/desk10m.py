@@ -508,7 +508,7 @@ def remaining(engine: Engine, person: Person) -> int:
     return lookup(engine, person)[2]
 
 
-def measure(server: Server, people: list[Person], repeat: int) -> None:
+def measure(server: Server, people: list[Person], repeat: int, purged: bool) -> None:
     engine = db.make_engine(server.url)
     try:
         left = [p for p in people if remaining(engine, p) > 0]
@@ -543,6 +543,8 @@ def measure(server: Server, people: list[Person], repeat: int) -> None:
               f"{ours * 1000:.0f} ms, baseline {base * 1000:.0f} ms, speed ratio "
               f"{base / ours:.2f}x (goal >= 0.5x; median of {repeat}, each on a subject of "
               "its own, commits included)", flush=True)
+        if not purged:
+            return
         start = time.perf_counter()
         purge("sql", engine)
         print(f"then the purge a worker runs after an erase (VACUUM of the six desk tables): "
@@ -573,6 +575,8 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="leave the cluster in --dir")
     parser.add_argument("--reuse", action="store_true",
                         help="measure on the cluster already in --dir, without generating")
+    parser.add_argument("--no-purge", action="store_true",
+                        help="skip timing the purge (VACUUM) after the erases")
     args = parser.parse_args()
     if (args.keep or args.reuse) and args.dir is None:
         parser.error("--keep and --reuse need --dir")
@@ -590,7 +594,7 @@ def main() -> None:
             server.with_settings(MEASURE)
         print(f"cluster {base}: {disk(base / 'data')} on disk; measured with "
               + ", ".join(f"{k}={v}" for k, v in MEASURE.items()), flush=True)
-        measure(server, plan.people, args.repeat)
+        measure(server, plan.people, args.repeat, not args.no_purge)
         print("load " + " ".join(f"{x:.1f}" for x in os.getloadavg()))
     finally:
         server.stop()
