@@ -212,7 +212,9 @@ async def test_an_admin_undoes_on_the_request_page_and_an_agent_cannot(
     assert "The erasure can be undone until" in html and 'action="' + page + '/undo"' in html
     done = await adam.post(f"{page}/undo", data={"csrf": _csrf(html), "reason": "fel person"},
                            allow_redirects=False)
-    assert done.status == 303 and done.headers["Location"] == page
+    assert done.status == 303 and done.headers["Location"] == f"{page}?done=undone"
+    said = await (await adam.get(done.headers["Location"])).text()
+    assert "The erasure is undone and what it erased is restored" in said
     with factory() as session:
         assert the_request(session).state == "undone"
     again = await adam.post(f"{page}/undo", data={"csrf": await _token(adam, page),

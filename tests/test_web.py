@@ -582,6 +582,10 @@ async def test_an_agent_downloads_the_export_while_it_is_kept_and_no_one_else_ca
     assert export.filename in response.headers["Content-Disposition"]
     assert ("adam@kundo.se", "export_downloaded") in _events(engine)
     assert ("anna@kundo.se", "export_downloaded") not in _events(engine)
+    assert ("anna@kundo.se", "export_download_refused") in _events(engine)  # audited too
+    trail = await (await client.get(f"/requests/{exported}")).text()
+    assert "A download of the export was refused" in trail
+    assert "Reason: only admins may download" in trail
     agents_may = dataclasses.replace(
         config, policy=dataclasses.replace(config.policy, export_download="agents"))
     anna = await _client(aiohttp_client, agents_may, engine)

@@ -4,6 +4,7 @@ violation allowed."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,6 +13,7 @@ from sqlalchemy import Engine
 
 from kundo_gdpr.config import Config
 from kundo_gdpr.web import make_app
+from tests.test_pipeline import run_all, worker_for
 from tests.test_web import PASSWORD, agents, erase_alice  # noqa: F401  (fixtures)
 from tests.test_web_browser import ARTIFACTS, chromium  # noqa: F401  (fixture)
 
@@ -19,9 +21,15 @@ pytestmark = pytest.mark.usefixtures("agents")
 # (name, path) of each page; {ref} is a request waiting for review.
 PUBLIC = [("login", "/login"), ("confirm-link", "/confirm/not-a-token"),
           ("download-link", "/downloads/not-a-token")]
-SIGNED_IN = [("queue", "/"), ("queue-all", "/?view=all"), ("overview", "/overview"),
+SIGNED_IN = [("queue", "/"), ("queue-all", "/?view=all"), ("queue-mine", "/?view=mine"),
+             ("queue-due", "/?view=due"), ("queue-overdue", "/?view=overdue"),
+             ("overview", "/overview"),
              ("request", "/requests/{ref}"), ("approve", "/requests/{ref}/approve"),
-             ("agents", "/agents"), ("account", "/account")]
+             ("agents", "/agents"), ("account", "/account"), ("holds", "/holds"),
+             ("schedules", "/schedules")]
+# After approving: the request with the message, then done (with its undo window).
+AFTER = [("request-approved", "/requests/{ref}?done=approved"),
+         ("request-done", "/requests/{ref}")]
 
 
 async def test_every_page_has_no_serious_accessibility_violation_in_either_language(
@@ -66,6 +74,14 @@ async def test_every_page_has_no_serious_accessibility_violation_in_either_langu
         for lang in ("sv", "en"):
             for name, path in SIGNED_IN:
                 await check(name, path, lang)
+        await page.goto(f"{base}/requests/{erase_alice}/approve")
+        await page.click("#confirm-button")
+        for lang in ("sv", "en"):
+            await check(*AFTER[0], lang)
+        await asyncio.to_thread(run_all, worker_for(config, engine))
+        for lang in ("sv", "en"):
+            await check(*AFTER[1], lang)
+            assert await page.get_attribute("h1", "data-state") == "done"
         await browser.close()
     assert found == {}
 

@@ -24,7 +24,9 @@ def describe(language: str, action: str, detail: dict[str, Any]) -> dict[str, An
         say = _SAYERS.get(key)
         if say is None or value in (None, "", [], {}):
             continue
-        words = say(language, table, value)
+        coded = _REASON_WORDS.get(action) if key == "reason" else None
+        words = (table.get(f"{coded}{value}", str(value)) if coded
+                 else say(language, table, value))
         if words:
             lines.append(table[f"detail_{key}"].format(value=words))
     return {"title": title, "lines": lines}
@@ -92,6 +94,10 @@ def _problems(language: str, table: dict[str, str], value: Any) -> str:
 def _count(language: str, table: dict[str, str], value: Any) -> str:
     return str(value)
 
+
+# Events whose `reason` is a code of ours (not an agent's words), and the strings
+# that say it.
+_REASON_WORDS = {"undo_refused": "error_undo_", "export_download_refused": "download_"}
 
 _SAYERS: dict[str, Callable[[str, dict[str, str], Any], str]] = {
     "subjects": _text,

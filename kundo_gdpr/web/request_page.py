@@ -17,6 +17,7 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from kundo_gdpr import audit
 from kundo_gdpr.models import Request
 from kundo_gdpr.stages import decide
 from kundo_gdpr.stages.decide import Actor, ReviewError
@@ -215,6 +216,8 @@ async def download(request: web.Request) -> web.StreamResponse:
         except ReviewError as exc:
             return exc.code
         if not decide.may_download(config, actor):
+            audit.record(session, "export_download_refused", actor=actor.email, request=r,
+                         reason="admins_only", export_id=export.id)
             return "download_admins_only"
         path = Path(export.path)
         if not path.is_file():

@@ -69,7 +69,7 @@ async def undo_erase(request: web.Request) -> web.Response:
         raise web.HTTPNotFound(text=strings(request[LANG])["error_no_such_request"]) from exc
     if failure is not None:
         raise web.HTTPSeeOther(f"{page}?error=undo_{failure.reason}")
-    raise web.HTTPSeeOther(page)
+    raise web.HTTPSeeOther(f"{page}?done=undone")
 
 
 # -- legal holds ---------------------------------------------------------------------
