@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from kundo_gdpr.vocabulary import CHANNELS, KINDS
+
 TEMPLATES = Path(__file__).resolve().parent.parent / "mail_templates"
 LANGUAGES = ("sv", "en")
 
@@ -41,6 +43,23 @@ def text(language: str, key: str) -> str:
     for part in key.split("."):
         value = value[part]
     return str(value)
+
+
+def kind_name(language: str, kind: str) -> str:
+    """What a request asks for, in words: "radering", "erasure"."""
+    return text(language, f"kinds.{kind}")
+
+
+def channel_name(language: str, channel: str, definite: bool = False) -> str:
+    """A channel kind in words: "e-post"; definite for "i forumet", "in the forum"."""
+    return text(language, f"{'channels_definite' if definite else 'channels'}.{channel}")
+
+
+def names(language: str) -> dict[str, str]:
+    """Every kind's and channel's name as `kind_erase`, `channel_mail`: the web
+    pages' keys for them, read from the one file that holds them."""
+    return {**{f"kind_{k}": kind_name(language, k) for k in KINDS},
+            **{f"channel_{c}": channel_name(language, c) for c in CHANNELS}}
 
 
 def plural(language: str, n: int, forms: Mapping[str, str]) -> str:

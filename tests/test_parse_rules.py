@@ -10,6 +10,7 @@ import pytest
 from kundo_gdpr.intake import channels, html_text, mime, phrases, quotes
 from kundo_gdpr.intake.parse import parse
 from kundo_gdpr.intake.result import ParsedMail
+from kundo_gdpr.vocabulary import CHANNELS
 
 SV_ASSERTION = "Vi har bekräftat personens identitet."
 ROWS_BY_KIND = [(kind, word) for kind, words in phrases.KIND_WORDS.items() for word in words]
@@ -105,7 +106,7 @@ def test_a_phrase_naming_an_address_does_not_select_a_channel(phrase: str) -> No
 @pytest.mark.parametrize("phrase", phrases.ALL_CHANNELS_WORDS)
 def test_an_all_data_phrase_selects_every_channel(phrase: str) -> None:
     parsed = _parse(f"Radera {_spoken(phrase)} om alice@example.com.\n{SV_ASSERTION}")
-    assert parsed.channels == phrases.CHANNELS_ALL
+    assert parsed.channels == CHANNELS
     assert "channels_widened" not in parsed.problems
 
 
@@ -115,7 +116,7 @@ def test_an_all_data_phrase_next_to_a_named_channel_widens_to_all_and_says_so(
 ) -> None:
     parsed = _parse(f"Radera {_spoken(phrase)} och foruminläggen om alice@example.com.\n"
                     f"{SV_ASSERTION}")
-    assert parsed.channels == phrases.CHANNELS_ALL
+    assert parsed.channels == CHANNELS
     assert "channels_widened" in parsed.problems
 
 
@@ -136,7 +137,7 @@ def test_a_scope_phrase_narrows_all_data_to_its_channel(
 
 def test_all_three_channels_named_beside_all_data_is_not_widened() -> None:
     parsed = _parse(f"Radera allt i forum, e-post och chatt om alice@example.com.\n{SV_ASSERTION}")
-    assert parsed.channels == phrases.CHANNELS_ALL
+    assert parsed.channels == CHANNELS
     assert "channels_widened" not in parsed.problems
 
 

@@ -72,7 +72,7 @@ def write_export(
 def _write_sheet(
     workbook: Workbook, sheet: ExportSheet, language: str, js: _JsonFile
 ) -> int:
-    ws = workbook.create_sheet(i18n.text(language, f"export.sheets.{sheet.kind}"))
+    ws = workbook.create_sheet(i18n.channel_name(language, sheet.kind).capitalize())
     ws.freeze_panes = "A2"
     for index, column in enumerate(sheet.columns):
         ws.column_dimensions[_letter(index)].width = WIDTHS.get(column, 16)
@@ -101,10 +101,11 @@ def _write_summary(ws: WriteOnlyWorksheet, header: ExportHeader, counts: dict[st
         (i18n.text(lang, "export.generated_at"), generated),
     ]
     for kind, count in counts.items():
-        lines.append((i18n.text(lang, f"export.rows.{kind}"), count))
+        name = i18n.channel_name(lang, kind).capitalize()
+        lines.append((i18n.text(lang, "export.rows").format(channel=name), count))
     for kind in counts:
         lines.append(
-            (i18n.text(lang, f"export.sheets.{kind}"), i18n.text(lang, f"export.holds.{kind}"))
+            (i18n.channel_name(lang, kind).capitalize(), i18n.text(lang, f"export.holds.{kind}"))
         )
     lines.append((i18n.text(lang, "export.json_file"), i18n.text(lang, "export.json_holds")))
     for label, value in lines:

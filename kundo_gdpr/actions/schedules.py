@@ -53,11 +53,15 @@ from kundo_gdpr.models.schedules import (
     UNDONE,
     WAITING,
 )
+from kundo_gdpr.vocabulary import ChannelKind
 
 __all__ = ["INACTIVE", "OLDER", "WHOLE", "ScheduleError", "add", "approve", "preview"]
 
-STRATEGIES = {"mail": ("conversations", "messages"), "forum": ("posts", "delete_threads"),
-              "chat": ("sessions",)}
+STRATEGIES: dict[str, tuple[str, ...]] = {
+    ChannelKind.MAIL: ("conversations", "messages"),
+    ChannelKind.FORUM: ("posts", "delete_threads"),
+    ChannelKind.CHAT: ("sessions",),
+}
 WHOLE = "whole"  # the `older` basis: units are removed whole
 GROWTH = 2  # a run touching more than this many times the last run's items waits
 UNITS = 500  # units or subjects per committed batch
@@ -161,7 +165,7 @@ def _units(session: Session, kind: str, channel_id: int, before: dt.datetime | N
            held: set[str]) -> list[int]:
     """Conversations, forum threads (their openers) or chats of the channel with no
     activity since `before` (None: all of them), none of them a held subject's."""
-    if kind == "mail":
+    if kind == ChannelKind.MAIL:
         c, m = MailConversation, MailMessage
         stmt = select(c.id).where(c.channel_id == channel_id)
         if before is not None:
@@ -171,7 +175,7 @@ def _units(session: Session, kind: str, channel_id: int, before: dt.datetime | N
             stmt = stmt.where(or_(c.customer_key.is_(None), c.customer_key.not_in(held)),
                               ~exists().where(m.conversation_id == c.id, m.from_key.in_(held)))
         return list(session.scalars(stmt.order_by(c.id)))
-    if kind == "forum":
+    if kind == ChannelKind.FORUM:
         p = ForumPost
         reply = select(ForumPost.id).where(ForumPost.topic_id == p.id)
         stmt = select(p.id).where(p.channel_id == channel_id, p.topic_id.is_(None))
@@ -195,14 +199,14 @@ def _units(session: Session, kind: str, channel_id: int, before: dt.datetime | N
 def _customers(session: Session, kind: str, channel_id: int,
                since: dt.datetime | None) -> set[str]:
     """Keys of the channel's customers (active since `since`, or all of them)."""
-    if kind == "mail":
+    if kind == ChannelKind.MAIL:
         c, m = MailConversation, MailMessage
         stmt = select(c.customer_key).where(c.channel_id == channel_id,
                                             c.customer_key.is_not(None))
         if since is not None:
             stmt = stmt.where(or_(c.created_at >= since, exists().where(
                 m.conversation_id == c.id, m.created_at >= since)))
-    elif kind == "forum":
+    elif kind == ChannelKind.FORUM:
         stmt = select(ForumPost.author_key).where(ForumPost.channel_id == channel_id,
                                                   ForumPost.author_key.is_not(None))
         if since is not None:
@@ -282,20 +286,22 @@ def _count_units(session: Session, kind: str, units: list[int]) -> dict[str, int
     return counts
 
 
-_UNIT_NAMES = {"mail": ("conversations", "messages", "attachments"),
-               "forum": ("posts", "replies", "attachments"),
-               "chat": ("sessions", "messages", "attachments")}
+_UNIT_NAMES: dict[str, tuple[str, ...]] = {
+    ChannelKind.MAIL: ("conversations", "messages", "attachments"),
+    ChannelKind.FORUM: ("posts", "replies", "attachments"),
+    ChannelKind.CHAT: ("sessions", "messages", "attachments"),
+}
 
 
 def _unit_rows(session: Session, kind: str, ids: list[int], dry_run: bool) -> dict[str, int]:
     """Count (dry_run) or delete the units with these ids, children first."""
-    if kind == "mail":
+    if kind == ChannelKind.MAIL:
         messages = select(MailMessage.id).where(MailMessage.conversation_id.in_(ids))
         parts: list[tuple[str, Any, Any]] = [
             ("attachments", Attachment, Attachment.mail_message_id.in_(messages)),
             ("messages", MailMessage, MailMessage.conversation_id.in_(ids)),
             ("conversations", MailConversation, MailConversation.id.in_(ids))]
-    elif kind == "forum":
+    elif kind == ChannelKind.FORUM:
         thread = select(ForumPost.id).where(or_(ForumPost.id.in_(ids),
                                                 ForumPost.topic_id.in_(ids)))
         parts = [("attachments", Attachment, Attachment.forum_post_id.in_(thread)),

@@ -9,6 +9,7 @@ from sqlalchemy.orm import object_session
 from kundo_gdpr.checks.base import INFO, REVIEW, CheckContext, Finding
 from kundo_gdpr.intake import phrases
 from kundo_gdpr.models import Agent
+from kundo_gdpr.vocabulary import Kind
 
 # Findings only an admin agent may approve past.
 ADMIN_FINDINGS = frozenset({"large_erase"})
@@ -84,7 +85,7 @@ class SubjectNotFound:
     )
 
     def check(self, ctx: CheckContext) -> list[Finding]:
-        severity = REVIEW if "erase" in ctx.request.kinds else INFO
+        severity = REVIEW if Kind.ERASE in ctx.request.kinds else INFO
         return [
             Finding("subject_not_found", severity, {"subject": subject, "words": [subject]})
             for subject, total in _totals(ctx).items()
@@ -100,7 +101,7 @@ class LargeErase:
     )
 
     def check(self, ctx: CheckContext) -> list[Finding]:
-        if "erase" not in ctx.request.kinds:
+        if Kind.ERASE not in ctx.request.kinds:
             return []
         policy = ctx.config.policy
         totals = _totals(ctx)

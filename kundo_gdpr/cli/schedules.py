@@ -10,6 +10,7 @@ from kundo_gdpr.actions import schedules
 from kundo_gdpr.cli.common import Subparsers, open_session
 from kundo_gdpr.config import Config
 from kundo_gdpr.models import RetentionRule, RetentionRun
+from kundo_gdpr.vocabulary import CHANNELS
 
 MESSAGES = {
     "no_such_organization": "no organization with the slug {organization!r}",
@@ -28,7 +29,7 @@ def add(sub: Subparsers) -> None:
     ssub = p.add_subparsers(required=True, metavar="ACTION")
     ap = ssub.add_parser("add", help="a rule; refused if it has no age or takes a whole channel")
     ap.add_argument("--org", required=True, help="the organization's slug")
-    ap.add_argument("--kind", required=True, choices=("mail", "forum", "chat"))
+    ap.add_argument("--kind", required=True, choices=CHANNELS)
     basis = ap.add_mutually_exclusive_group(required=True)
     basis.add_argument("--older-than", type=int, metavar="MONTHS",
                        help="conversations, threads and chats with no activity for MONTHS")

@@ -49,6 +49,7 @@ from kundo_gdpr.models import (
     MailMessage,
     Organization,
 )
+from kundo_gdpr.vocabulary import ChannelKind
 
 PAGE = 2000
 # Columns that hold addresses only: searched for the subject's address, not names.
@@ -91,23 +92,26 @@ class Page:
 
 
 def targets(kind: str, strategy: Strategy) -> tuple[Target, ...]:
-    if kind == "forum":
+    if kind == ChannelKind.FORUM:
         threads = strategy.forum == "delete_threads"
-        return (Target("forum", ForumPost, (ForumPost.title, ForumPost.body), ForumPost.channel_id,
+        return (Target(ChannelKind.FORUM, ForumPost, (ForumPost.title, ForumPost.body),
+                       ForumPost.channel_id,
                        lambda s: or_(ForumPost.author_key == s, _in_subjects_threads(s))
                        if threads else ForumPost.author_key == s),)
-    if kind == "chat":
-        return (Target("chat", ChatMessage, (ChatMessage.body,), ChatSession.channel_id,
+    if kind == ChannelKind.CHAT:
+        return (Target(ChannelKind.CHAT, ChatMessage, (ChatMessage.body,), ChatSession.channel_id,
                        ownership.chat_message,
                        (ChatSession, ChatSession.id == ChatMessage.session_id)),)
     by_message = strategy.mail == "messages"
     join = (MailConversation, MailConversation.id == MailMessage.conversation_id)
     return (
-        Target("mail", MailConversation, (MailConversation.subject,), MailConversation.channel_id,
+        Target(ChannelKind.MAIL, MailConversation, (MailConversation.subject,),
+               MailConversation.channel_id,
                (lambda s: false()) if by_message else lambda s: and_(
                    MailConversation.customer_key == s,
                    ~ownership.others_mail_in_conversation(s))),
-        Target("mail", MailMessage, (MailMessage.from_addr, MailMessage.to_addr, MailMessage.body),
+        Target(ChannelKind.MAIL, MailMessage,
+               (MailMessage.from_addr, MailMessage.to_addr, MailMessage.body),
                MailConversation.channel_id,
                lambda s: ownership.mail_message(s, sent_only=by_message), join),
     )

@@ -29,6 +29,7 @@ from kundo_gdpr.models import (
     MailConversation,
     MailMessage,
 )
+from kundo_gdpr.vocabulary import ChannelKind
 
 TEXT_TYPES = ("text/%", "application/json", "application/xml", "application/csv",
               "message/rfc822", "application/x-ndjson", "application/ld+json")
@@ -68,9 +69,9 @@ def tagged(session: Session, key: str, channel_ids: Sequence[int], kind: str) ->
 
 
 def _owners(kind: str) -> list[tuple[Any, Any, Any, tuple[Any, Any] | None]]:
-    if kind == "forum":
+    if kind == ChannelKind.FORUM:
         return [(ForumPost, ForumPost.author_key, ForumPost.channel_id, None)]
-    if kind == "mail":
+    if kind == ChannelKind.MAIL:
         conversation = (MailConversation, MailConversation.id == MailMessage.conversation_id)
         return [(MailConversation, MailConversation.customer_key, MailConversation.channel_id,
                  None),
@@ -104,8 +105,10 @@ def attached(
 
 
 def _attachment_of(kind: str) -> Any:
-    return {"forum": Attachment.forum_post_id, "mail": Attachment.mail_message_id,
-            "chat": Attachment.chat_message_id}[kind]
+    columns: dict[str, Any] = {ChannelKind.FORUM: Attachment.forum_post_id,
+                               ChannelKind.MAIL: Attachment.mail_message_id,
+                               ChannelKind.CHAT: Attachment.chat_message_id}
+    return columns[kind]
 
 
 def _text_like() -> ColumnElement[bool]:

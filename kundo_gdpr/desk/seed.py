@@ -21,6 +21,7 @@ from kundo_gdpr.models import (
     MailMessage,
     Organization,
 )
+from kundo_gdpr.vocabulary import ChannelKind
 
 CUSTOMERS = (
     ("Alice Andersson", "alice@example.com"),
@@ -68,9 +69,9 @@ def seed_demo(session: Session, rng: random.Random | None = None) -> SeedResult:
 def _organization(session: Session, name: str, slug: str, language: str) -> Organization:
     org = Organization(name=name, slug=slug, language=language)
     org.channels = [
-        Channel(kind="mail", name=f"{name} – kundtjänst"),
-        Channel(kind="forum", name=f"{name} – forum"),
-        Channel(kind="chat", name=f"{name} – chatt"),
+        Channel(kind=ChannelKind.MAIL, name=f"{name} – kundtjänst"),
+        Channel(kind=ChannelKind.FORUM, name=f"{name} – forum"),
+        Channel(kind=ChannelKind.CHAT, name=f"{name} – chatt"),
     ]
     session.add(org)
     return org
@@ -84,9 +85,9 @@ def fill_channel(
     count = 0
     for name, email in people:
         when = start + dt.timedelta(days=rng.randint(0, 300), minutes=rng.randint(0, 1440))
-        if channel.kind == "mail":
+        if channel.kind == ChannelKind.MAIL:
             count += _mail(session, channel, name, email, when, rng)
-        elif channel.kind == "forum":
+        elif channel.kind == ChannelKind.FORUM:
             count += _forum(session, channel, name, email, when, people, rng)
         else:
             count += _chat(session, channel, name, email, when, rng)

@@ -39,11 +39,11 @@ from kundo_gdpr.models import (
     Organization,
     channel_editors,
 )
+from kundo_gdpr.vocabulary import CHANNELS, ChannelKind
 
 MAIL_COLUMNS = ("conversation", "conversation_subject", "direction", "from", "to", "date", "body")
 FORUM_COLUMNS = ("post", "channel", "topic", "title", "author_name", "author_ip", "date", "body")
 CHAT_COLUMNS = ("session", "channel", "visitor_ip", "sender", "date", "body")
-KINDS = ("mail", "forum", "chat")
 
 
 def purge_tables(engine: Engine) -> None:
@@ -137,7 +137,7 @@ class SqlDesk:
         subject = key
         names = mentions.stored_names(self.session, key, [c.id for c in channels])
         found: list[Mention] = []
-        for kind in KINDS:
+        for kind in CHANNELS:
             for page in mentions.scan(self.session, subject, names, _ids(channels, kind), kind,
                                       strategy, dry_run=True):
                 found += page.listed
@@ -181,14 +181,14 @@ class SqlDesk:
     ) -> Iterator[tuple[EraseStep, int]]:
         """Each batch and scan page with the number of rows it removed, changed or read."""
         eraser = SqlEraser(self.session, subject)
-        for kind in KINDS:
+        for kind in CHANNELS:
             if ids := _ids(channels, kind):
                 for batch in eraser.steps(kind, ids, strategy):
                     yield EraseStep({kind: batch}, [], {}), sum(batch.values())
-        for kind in KINDS:
+        for kind in CHANNELS:
             for page in mentions.scan(self.session, subject, names, _ids(channels, kind), kind,
                                       strategy, dry_run=False, cursor=cursor):
-                counts = {kind: {"mentions": page.changed, "name_mentions": page.named}}
+                counts: Counts = {kind: {"mentions": page.changed, "name_mentions": page.named}}
                 yield EraseStep(counts, page.listed, dict([page.cursor])), page.rows
             # Listed once: the cursor says so, for a run resumed after a crash.
             done = f"review.{kind}"
@@ -203,27 +203,27 @@ class SqlDesk:
 
     def export(self, subject: str, channels: Sequence[ChannelRef]) -> Iterator[ExportSheet]:
         subject = self.subject_key(subject) or ""
-        if ids := _ids(channels, "mail"):
-            yield ExportSheet("mail", MAIL_COLUMNS, self._mail_rows(subject, ids))
-        if ids := _ids(channels, "forum"):
-            yield ExportSheet("forum", FORUM_COLUMNS, self._forum_rows(subject, ids))
-        if ids := _ids(channels, "chat"):
-            yield ExportSheet("chat", CHAT_COLUMNS, self._chat_rows(subject, ids))
+        if ids := _ids(channels, ChannelKind.MAIL):
+            yield ExportSheet(ChannelKind.MAIL, MAIL_COLUMNS, self._mail_rows(subject, ids))
+        if ids := _ids(channels, ChannelKind.FORUM):
+            yield ExportSheet(ChannelKind.FORUM, FORUM_COLUMNS, self._forum_rows(subject, ids))
+        if ids := _ids(channels, ChannelKind.CHAT):
+            yield ExportSheet(ChannelKind.CHAT, CHAT_COLUMNS, self._chat_rows(subject, ids))
 
     def attachments(
         self, subject: str, channels: Sequence[ChannelRef]
     ) -> Iterator[tuple[str, int, str, bytes]]:
         subject = self.subject_key(subject) or ""
         key = subject or None
-        if ids := _ids(channels, "mail"):
+        if ids := _ids(channels, ChannelKind.MAIL):
             messages = ownership.mail_message_ids(key, ids).order_by(None)
-            yield from self._files("mail", Attachment.mail_message_id.in_(messages))
-        if ids := _ids(channels, "forum"):
+            yield from self._files(ChannelKind.MAIL, Attachment.mail_message_id.in_(messages))
+        if ids := _ids(channels, ChannelKind.FORUM):
             posts = select(ForumPost.id).where(_post_match(subject, ids))
-            yield from self._files("forum", Attachment.forum_post_id.in_(posts))
-        if ids := _ids(channels, "chat"):
+            yield from self._files(ChannelKind.FORUM, Attachment.forum_post_id.in_(posts))
+        if ids := _ids(channels, ChannelKind.CHAT):
             messages = ownership.chat_message_ids(key, ids).order_by(None)
-            yield from self._files("chat", Attachment.chat_message_id.in_(messages))
+            yield from self._files(ChannelKind.CHAT, Attachment.chat_message_id.in_(messages))
 
     def _files(
         self, kind: str, where: ColumnElement[bool]
@@ -315,7 +315,7 @@ def zero_counts(channels: Sequence[ChannelRef], strategy: Strategy) -> Counts:
     """Every count an erase of these channels reports, at zero, in report order."""
     return {
         kind: dict.fromkeys((*item_kinds(kind, strategy), "mentions", "name_mentions"), 0)
-        for kind in KINDS if _ids(channels, kind)
+        for kind in CHANNELS if _ids(channels, kind)
     }
 
 

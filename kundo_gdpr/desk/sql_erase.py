@@ -44,6 +44,7 @@ from kundo_gdpr.models import (
     MailMessage,
     Organization,
 )
+from kundo_gdpr.vocabulary import ChannelKind
 
 # Ids per batch: bounded work, locks and transaction size, however heavy the
 # subject. 5000, not 1000: a subject's usual few thousand items then commit in
@@ -58,11 +59,11 @@ ERASED_TABLES = ("forum_posts", "mail_conversations", "mail_messages", "chat_ses
 
 def item_kinds(kind: str, strategy: Strategy) -> tuple[str, ...]:
     """The item counts an erase of this channel kind reports, in order."""
-    if kind == "mail":
+    if kind == ChannelKind.MAIL:
         if strategy.mail == "messages":
             return ("messages", "attachments", "anonymised")
         return ("conversations", "messages", "attachments", "anonymised")
-    if kind == "forum":
+    if kind == ChannelKind.FORUM:
         if strategy.forum == "delete_threads":
             return ("posts", "replies", "attachments")
         return ("posts", "redacted", "attachments")
@@ -80,9 +81,9 @@ class SqlEraser:
 
     def steps(self, kind: str, ids: list[int], strategy: Strategy) -> Iterator[Batch]:
         """Erase the subject's items of one channel kind, yielding each batch's counts."""
-        if kind == "mail":
+        if kind == ChannelKind.MAIL:
             return self._mail_messages(ids) if strategy.mail == "messages" else self._mail(ids)
-        if kind == "forum":
+        if kind == ChannelKind.FORUM:
             if strategy.forum == "delete_threads":
                 return self._forum_threads(ids)
             return self._forum_posts(ids)

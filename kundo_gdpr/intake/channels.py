@@ -6,20 +6,21 @@ from __future__ import annotations
 import re
 
 from kundo_gdpr.intake import phrases
+from kundo_gdpr.vocabulary import CHANNELS, ChannelKind
 
 # Compound parts: Swedish writes "chattsamtal", "mejlkonversationer", "forumtrådar".
 # The first part names the channel; "-samtal", "-konversation", "-tråd", "-logg"
 # name one only after such a first part ("telefonsamtal", "tråden nedan" do not).
-PREFIXES: tuple[tuple[str, str], ...] = (
-    ("chatt", "chat"),
-    ("chat", "chat"),
-    ("forum", "forum"),
-    ("mejl", "mail"),
-    ("mail", "mail"),
-    ("e-post", "mail"),
-    ("epost", "mail"),
-    ("e-mail", "mail"),
-    ("email", "mail"),
+PREFIXES: tuple[tuple[str, ChannelKind], ...] = (
+    ("chatt", ChannelKind.CHAT),
+    ("chat", ChannelKind.CHAT),
+    ("forum", ChannelKind.FORUM),
+    ("mejl", ChannelKind.MAIL),
+    ("mail", ChannelKind.MAIL),
+    ("e-post", ChannelKind.MAIL),
+    ("epost", ChannelKind.MAIL),
+    ("e-mail", ChannelKind.MAIL),
+    ("email", ChannelKind.MAIL),
 )
 # What may follow a channel's first part: what is said or kept there. English
 # compounds ("mailbox", "chatbot") and verbs ("mejlade") have other endings.
@@ -52,7 +53,7 @@ SCOPE = re.compile(
 )
 
 
-def word_channel(word: str) -> str | None:
+def word_channel(word: str) -> ChannelKind | None:
     """The channel one word names, by the listed words or its parts."""
     lowered = word.lower()
     if any(part in lowered for part in NOT_CHANNEL_PARTS):
@@ -64,11 +65,11 @@ def word_channel(word: str) -> str | None:
         if lowered.startswith(prefix) and _second_part(lowered[len(prefix) :]):
             return kind
     if POSTS_PART in lowered:
-        return "forum"
+        return ChannelKind.FORUM
     if CASES_PART in lowered and not any(
         lowered == n or (n != "ärende" and n in lowered) for n in NOT_CASES
     ):
-        return "mail"
+        return ChannelKind.MAIL
     return None
 
 
@@ -85,7 +86,7 @@ def named(text: str) -> tuple[str, ...]:
     """Channels named in `text` (addresses and address phrases already blanked)."""
     found = {kind for kind, pattern in phrases.CHANNEL_PATTERNS.items() if pattern.search(text)}
     found |= {k for k in map(word_channel, WORD.findall(text)) if k}
-    return tuple(k for k in phrases.CHANNELS_ALL if k in found)
+    return tuple(k for k in CHANNELS if k in found)
 
 
 def scoped(text: str) -> tuple[str, ...]:
@@ -95,7 +96,7 @@ def scoped(text: str) -> tuple[str, ...]:
         kind = word_channel(match.group("word"))
         if kind:
             found.add(kind)
-    return tuple(k for k in phrases.CHANNELS_ALL if k in found)
+    return tuple(k for k in CHANNELS if k in found)
 
 
 def read_channels(text: str) -> tuple[tuple[str, ...], bool]:
@@ -113,4 +114,4 @@ def read_channels(text: str) -> tuple[tuple[str, ...], bool]:
     scope = scoped(text)
     if scope:
         return names, False
-    return phrases.CHANNELS_ALL, bool(names) and names != phrases.CHANNELS_ALL
+    return CHANNELS, bool(names) and names != CHANNELS

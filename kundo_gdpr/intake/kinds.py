@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 
 from kundo_gdpr.intake import phrases, senses
+from kundo_gdpr.vocabulary import Kind
 
 
 @dataclass(frozen=True)
@@ -27,13 +28,13 @@ def read_kinds(text: str) -> KindReading:
     plain = _blank(senses.EXPORT_ONLY_PATTERN, plain, limited)
     found = {k: list(p.finditer(plain)) for k, p in phrases.KIND_PATTERNS.items()}
     later = [m.group(0) for m in senses.NOT_YET_PATTERN.finditer(plain)
-             if _near(m, found["erase"])]
+             if _near(m, found[Kind.ERASE])]
     doubts += limited + later
     wanted = {k for k, matches in found.items() if matches}
     if limited:
-        wanted.add("export")  # "only a copy" asks for export in so many words
+        wanted.add(Kind.EXPORT)  # "only a copy" asks for export in so many words
     if limited or later:
-        wanted.discard("erase")  # "only a copy", "not yet": nothing is erased on doubt
+        wanted.discard(Kind.ERASE)  # "only a copy", "not yet": nothing is erased on doubt
     kinds = tuple(k for k in phrases.KIND_PATTERNS if k in wanted)
     doubts += _loose_negations(plain, [m for ms in found.values() for m in ms])
     if len(kinds) > 1:  # both kinds in one mail: the agent confirms both are meant

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from kundo_gdpr.vocabulary import ChannelKind, Kind
+
 # The required sentence, after normalisation (see parse.normalise_sentence).
 ASSERTIONS: tuple[str, ...] = (
     "vi har bekräftat personens identitet",
@@ -18,8 +20,8 @@ ASSERTIONS: tuple[str, ...] = (
 )
 
 # kind -> word patterns (matched on word boundaries, case-insensitively).
-KIND_WORDS: dict[str, tuple[str, ...]] = {
-    "erase": (
+KIND_WORDS: dict[Kind, tuple[str, ...]] = {
+    Kind.ERASE: (
         r"radera",
         r"radering",
         r"raderas",
@@ -49,7 +51,7 @@ KIND_WORDS: dict[str, tuple[str, ...]] = {
         r"anonymise",
         r"anonymize",
     ),
-    "export": (
+    Kind.EXPORT: (
         r"registerutdrag",
         r"utdrag",
         r"exportera",
@@ -69,8 +71,8 @@ KIND_WORDS: dict[str, tuple[str, ...]] = {
 }
 
 # channel -> word patterns. Words, not substrings: "e-postadress" is an address.
-CHANNEL_WORDS: dict[str, tuple[str, ...]] = {
-    "mail": (
+CHANNEL_WORDS: dict[ChannelKind, tuple[str, ...]] = {
+    ChannelKind.MAIL: (
         r"mail",
         r"mails",
         r"mejl",
@@ -87,7 +89,7 @@ CHANNEL_WORDS: dict[str, tuple[str, ...]] = {
         r"ärendena",
         r"mailärenden",
     ),
-    "forum": (
+    ChannelKind.FORUM: (
         r"forum",
         r"forumet",
         r"foruminlägg",
@@ -97,7 +99,7 @@ CHANNEL_WORDS: dict[str, tuple[str, ...]] = {
         r"forum posts",
         r"posts",
     ),
-    "chat": (
+    ChannelKind.CHAT: (
         r"chatt",
         r"chattar",
         r"chattarna",
@@ -337,5 +339,3 @@ REQUEST_KIND_PATTERN = word_pattern(tuple(w for words in KIND_WORDS.values() for
 REQUEST_PATTERN = word_pattern(
     tuple(w for words in (*KIND_WORDS.values(), *CHANNEL_WORDS.values()) for w in words)
 )
-
-CHANNELS_ALL: tuple[str, ...] = ("mail", "forum", "chat")

@@ -6,8 +6,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-KINDS = ("erase", "export")
-CHANNELS = ("mail", "forum", "chat")
 LANGUAGES = ("sv", "en")
 
 

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import re
 
+from kundo_gdpr.vocabulary import Kind
+
 GAP2 = r"(?:[\w'’-]+\s+){0,2}?"
 GAP3 = r"(?:[\w'’-]+\s+){0,3}?"
 GAP5 = r"(?:[\w'’-]+\s+){0,5}?"
 
 # kind -> phrases that say this kind is NOT wanted. A kind word inside one does
 # not count, and the phrase is a doubt the agent sees.
-NEGATIONS: dict[str, tuple[str, ...]] = {
-    "erase": (
+NEGATIONS: dict[Kind, tuple[str, ...]] = {
+    Kind.ERASE: (
         r"(?:radera|raderar|ta bort|anonymisera)\s+(?:inte|ej|icke|ingenting|inget|inga|aldrig)\b",
         r"\bta\s+(?:inte|ej|ingenting|inget|inga)\s+(?:\w+\s+){0,2}?bort\b",
         r"\b(?:inte|ej|icke|aldrig|ingenting|inget|inga|utan att)\s+" + GAP2
@@ -27,7 +29,7 @@ NEGATIONS: dict[str, tuple[str, ...]] = {
         + r"(?:delet\w*|eras\w*|remov\w*|anonymi[sz]\w*|forget|forgotten)\b",
         r"\b(?:delete|erase|remove)\s+(?:nothing|anything)\b",
     ),
-    "export": (
+    Kind.EXPORT: (
         r"\b(?:inte|ej|icke|aldrig|ingen|inget|inga|utan)\s+" + GAP2
         + r"(?:kopia|kopian|kopior|utdrag\w*|registerutdrag\w*|exporter\w*|export)\b",
         r"\b(?:do not|don't|dont|does not|doesn't|should not|need not|no need for|"

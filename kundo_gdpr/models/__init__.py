@@ -4,7 +4,6 @@ from kundo_gdpr.models.agents import Agent
 from kundo_gdpr.models.base import Base, UtcDateTime, utcnow
 from kundo_gdpr.models.confirmations import Confirmation
 from kundo_gdpr.models.desk import (
-    CHANNEL_KINDS,
     Attachment,
     Channel,
     ChatMessage,
@@ -31,7 +30,6 @@ from kundo_gdpr.models.vault import LegalHold, UndoWindow, VaultBatch
 from kundo_gdpr.models.web import FirstApproval, SigninFailure, WebSession
 
 __all__ = [
-    "CHANNEL_KINDS",
     "Agent",
     "Attachment",
     "Base",

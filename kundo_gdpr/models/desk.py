@@ -31,8 +31,10 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship, validates
 from kundo_gdpr.identity import KEY_LENGTH
 from kundo_gdpr.identity import key as address_key
 from kundo_gdpr.models.base import Base, UtcDateTime, utcnow
+from kundo_gdpr.vocabulary import CHANNELS
 
-CHANNEL_KINDS = ("mail", "forum", "chat")
+# The database holds the same words as kundo_gdpr.vocabulary ("kind IN ('mail', …)").
+_KIND_IN = f"kind IN ({', '.join(repr(str(k)) for k in CHANNELS)})"
 
 
 def text_search_index(table: str, column: str) -> Index:
@@ -88,7 +90,7 @@ class Organization(Base):
 
 class Channel(Base):
     __tablename__ = "channels"
-    __table_args__ = (CheckConstraint("kind IN ('mail', 'forum', 'chat')", name="kind"),)
+    __table_args__ = (CheckConstraint(_KIND_IN, name="kind"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     organization_id: Mapped[int] = mapped_column(

@@ -35,13 +35,13 @@ from kundo_gdpr.models.queue import (
     SENT,
 )
 from kundo_gdpr.operations.stats import FETCH
+from kundo_gdpr.vocabulary import KINDS
 
 PREFIX = "kundo_gdpr"
 OUTBOX_STATES = (QUEUED, HELD, BUNDLED, SENT, SEND_FAILED)
 # Open requests by whole days left until due (an extended deadline counts).
 DUE_BUCKETS = (("overdue", -10**9, -1), ("0-2", 0, 2), ("3-7", 3, 7), ("8-14", 8, 14),
                ("15-30", 15, 30), ("31+", 31, 10**9))
-ACTIONS = ("erase", "export")
 # Channel and item kinds come from the desk's code; anything else is not a label.
 _KIND = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 DAY = 86400.0
@@ -158,20 +158,20 @@ def _actions(session: Session) -> list[Metric]:
         f"{PREFIX}_action_seconds", "Done requests' time from approval to done.",
         labels=["action"])
     totals: dict[tuple[str, str, str], int] = {}
-    durations: dict[str, list[float]] = {action: [] for action in ACTIONS}
+    durations: dict[str, list[float]] = {action: [] for action in KINDS}
     rows = session.execute(select(Request.kinds, Request.result, Request.decided_at,
                                   Request.done_at).where(Request.state == DONE))
     for kinds, result, decided_at, done_at in rows:
-        for action in ACTIONS:
+        for action in KINDS:
             if action not in kinds:
                 continue
             if decided_at is not None and done_at is not None:
                 durations[action].append((done_at - decided_at).total_seconds())
             for per_subject in ((result or {}).get(action) or {}).values():
                 _add_counts(totals, action, per_subject)
-    for (action, channel, item), count in sorted(totals.items()):
-        items.add_metric([action, channel, item], count)
-    for action in ACTIONS:
+    for (kind, channel, item), count in sorted(totals.items()):
+        items.add_metric([kind, channel, item], count)
+    for action in KINDS:
         took.add_metric([action], count_value=len(durations[action]),
                         sum_value=sum(durations[action]))
     return [items, took]

@@ -34,6 +34,7 @@ from kundo_gdpr.desk import ChannelRef, Counts, DeskStore, Strategy, open_desk
 from kundo_gdpr.models import Request, utcnow
 from kundo_gdpr.models.queue import DONE
 from kundo_gdpr.records.hashing import KeyRing, key_ring
+from kundo_gdpr.vocabulary import CHANNELS, Kind
 
 VERSION = 1
 
@@ -228,7 +229,7 @@ def _channels(desk: DeskStore, entries: Sequence[Entry]) -> dict[int, ChannelRef
         wanted[entry.organization_id].update(c for c, _kind in entry.channels)
     refs: dict[int, ChannelRef] = {}
     for organization_id, ids in wanted.items():
-        for ref in desk.organization_channels(organization_id, ("mail", "forum", "chat")):
+        for ref in desk.organization_channels(organization_id, CHANNELS):
             if ref.id in ids:
                 refs[ref.id] = ref
     return refs
@@ -262,7 +263,7 @@ def _not_in_ledger(session: Session, entries: Sequence[Entry], report: Replayed,
     done = session.execute(select(Request.reference, Request.kinds, Request.done_at)
                            .where(Request.state == DONE)).all()
     missing = sorted(ref for ref, kinds, done_at in done
-                     if ref and "erase" in (kinds or []) and ref not in known
+                     if ref and Kind.ERASE in (kinds or []) and ref not in known
                      and (since is None or (done_at is not None and done_at >= since)))
     if missing:
         report.skipped.append(Skipped("not_in_ledger", len(missing), missing))

@@ -36,6 +36,7 @@ from kundo_gdpr.config import Config
 from kundo_gdpr.models import Channel, Export, InboundMail, Organization, Request, utcnow
 from kundo_gdpr.records import signing
 from kundo_gdpr.records.hashing import KeyRing, key_ring
+from kundo_gdpr.vocabulary import KINDS
 
 FORMAT = "kundo-gdpr-proof/1"
 FILENAME = "proof.json"
@@ -66,7 +67,7 @@ def statement(session: Session, config: Config, request: Request, stage: str,
         Channel.id.in_([c.channel_id for c in request.channels])).order_by(Channel.id))
     result = request.result or {}
     counts = {action: {hashed.get(s, ""): c for s, c in result[action].items()}
-              for action in ("erase", "export") if action in result}
+              for action in KINDS if action in result}
     files = session.scalars(select(Export).where(Export.request_id == request.id)
                             .order_by(Export.id)) if stage == "done" else ()
     return {

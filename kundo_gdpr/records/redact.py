@@ -16,12 +16,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from kundo_gdpr.identity import key
+from kundo_gdpr.vocabulary import Kind
 
 REMOVED = "subject#removed"
 # Detail keys whose plain string values are only ever subjects' addresses.
 SUBJECT_KEYS = frozenset({"subject", "subjects"})
 # Detail keys whose dict keys are subjects' addresses (a request's result).
-SUBJECT_MAPS = frozenset({"erase", "export", "mentions", "preview"})
+SUBJECT_MAPS = frozenset({Kind.ERASE, Kind.EXPORT, "mentions", "preview"})
 _ADDRESS = re.compile(r"[^\s<>(),;:\"'\[\]]+@[^\s<>(),;:\"'\[\]]+")
 
 

@@ -20,6 +20,7 @@ import jinja2
 from kundo_gdpr import i18n
 from kundo_gdpr.i18n import LANGUAGES, TEMPLATES
 from kundo_gdpr.models import utcnow
+from kundo_gdpr.vocabulary import CHANNELS, KINDS, ChannelKind, Kind
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,9 @@ def environment() -> jinja2.Environment:
     env.globals["erase_sentence"] = i18n.erase_sentence
     env.globals["export_sentence"] = i18n.export_sentence
     env.globals["counted"] = i18n.counted
+    # Kinds and channels: the words (kundo_gdpr.vocabulary) and their names (strings.toml).
+    env.globals.update(Kind=Kind, ChannelKind=ChannelKind, KINDS=KINDS, CHANNELS=CHANNELS,
+                       kind_name=i18n.kind_name, channel_name=i18n.channel_name)
     return env
 
 

@@ -59,9 +59,8 @@ from kundo_gdpr.replies.render import new_message_id
 from kundo_gdpr.stages import run
 from kundo_gdpr.stages.findings import run_checks
 from kundo_gdpr.stages.parse import add_months
+from kundo_gdpr.vocabulary import CHANNELS, KINDS, Kind
 
-KINDS = ("erase", "export")
-CHANNELS = ("mail", "forum", "chat")
 # Art. 12(3): "may be extended by two further months".
 MAX_EXTENSION_MONTHS = 2
 # Corrections change what the checks see, so they are allowed only before a decision,
@@ -152,7 +151,7 @@ def approval_refusal(
     """
     if request.state != NEEDS_REVIEW:
         return "state"
-    if "erase" in request.kinds and config.policy.erase_needs_admin and not actor.is_admin:
+    if Kind.ERASE in request.kinds and config.policy.erase_needs_admin and not actor.is_admin:
         return "admin_only"
     if any(f["code"] in checks.ADMIN_FINDINGS for f in request.findings) and not actor.is_admin:
         return "admin_only_large"  # large_erase: an admin's review whatever the policy
@@ -167,7 +166,7 @@ def approval_refusal(
 
 
 def needs_second_agent(config: Config, request: Request) -> bool:
-    return config.policy.erase_needs_second_agent and "erase" in request.kinds
+    return config.policy.erase_needs_second_agent and Kind.ERASE in request.kinds
 
 
 def first_approval(session: Session, request: Request) -> FirstApproval | None:
@@ -182,7 +181,7 @@ def erase_total(counts: dict[str, dict[str, dict[str, int]]]) -> int:
 
 
 def needs_typed_address(config: Config, request: Request, total: int) -> bool:
-    return "erase" in request.kinds and total > config.policy.review_erase_above
+    return Kind.ERASE in request.kinds and total > config.policy.review_erase_above
 
 
 def approve(
@@ -201,7 +200,7 @@ def approve(
         code = "admin_only" if refusal == "admin_only_large" else refusal
         raise ReviewError(code, ", ".join(f["code"] for f in request.findings
                                              if f["severity"] == checks.REJECT))
-    if typed is not None and "erase" in request.kinds:
+    if typed is not None and Kind.ERASE in request.kinds:
         total = erase_total(run.preview(session, config, request))
         if needs_typed_address(config, request, total):
             given = {part.strip().lower() for part in typed.replace(",", " ").split()}
@@ -454,16 +453,16 @@ def preview(session: Session, config: Config, request: Request) -> dict[str, Any
     few sample items."""
     desk = open_desk(config.desk.store, session)
     channels = run.covered_channels(session, desk, request)
-    erase = run.preview(session, config, request) if "erase" in request.kinds else {}
+    erase = run.preview(session, config, request) if Kind.ERASE in request.kinds else {}
     found: dict[str, Any] = {}
     for subject in (s.email for s in request.subjects):
         entry: dict[str, Any] = {"samples": _samples(desk.export(subject, channels))}
-        if "erase" in request.kinds:
-            entry["erase"] = erase.get(subject, {})
+        if Kind.ERASE in request.kinds:
+            entry[Kind.ERASE] = erase.get(subject, {})
             entry["names"] = [m for m in desk.mentions(subject, channels, config.erase)
                               if m.found == "name"][:MAX_NAME_MENTIONS]
-        if "export" in request.kinds:
-            entry["export"] = {sheet.kind: _count_rows(sheet.rows)
+        if Kind.EXPORT in request.kinds:
+            entry[Kind.EXPORT] = {sheet.kind: _count_rows(sheet.rows)
                                for sheet in desk.export(subject, channels)}
         found[subject] = entry
     return found

@@ -34,6 +34,7 @@ from kundo_gdpr.replies.context import organization_name, reply_context
 from kundo_gdpr.replies.outbox import queue_reply
 from kundo_gdpr.replies.render import FileAttachment
 from kundo_gdpr.stages.unit import Owner, Stage, fail
+from kundo_gdpr.vocabulary import CHANNELS, Kind
 
 log = logging.getLogger(__name__)
 
@@ -152,18 +153,18 @@ def prepare_request(
         desk = open_desk(config.desk.store, session)
         channels = covered_channels(session, desk, request)
         subjects, kinds = [s.email for s in request.subjects], list(request.kinds)
-        kept = _held(session, request, subjects, channels) if "erase" in kinds else {}
-        if "erase" in kinds and not erase.started(session, request_id):
+        kept = _held(session, request, subjects, channels) if Kind.ERASE in kinds else {}
+        if Kind.ERASE in kinds and not erase.started(session, request_id):
             # Written before the first batch: a restore after it can be replayed.
             # Never with a held channel: a replay must not take what a hold keeps.
             held_any = {i for ids in kept.values() for i in ids}
             ledger.record(config, request, [c for c in channels if c.id not in held_any],
                           config.erase)
         # Export before erase: a request for both must not export an empty desk.
-        if "export" in kinds and "export" not in (request.result or {}):
+        if Kind.EXPORT in kinds and Kind.EXPORT not in (request.result or {}):
             request.result = {**(request.result or {}),
-                              "export": _export(session, config, desk, request, channels)}
-    if "erase" in kinds:
+                              Kind.EXPORT: _export(session, config, desk, request, channels)}
+    if Kind.ERASE in kinds:
         # The safety window: each batch's before images go to the request's vault.
         watched = vault.watched(factory, request_id, config.erase.undo_hours)
         check = _still_approved(factory, request_id, after_batch)
@@ -220,14 +221,14 @@ def run_request(session: Session, config: Config, request: Request) -> None:
     result: dict[str, Any] = dict(request.result or {})
     attachments: list[FileAttachment] = []
     links: list[package.Link] = []
-    if "export" in request.kinds:
+    if Kind.EXPORT in request.kinds:
         attachments, links = package.deliverables(session, config, request)
-    if "erase" in request.kinds:
+    if Kind.ERASE in request.kinds:
         erased = {s.email: erase.result(session, request.id, s.email) for s in request.subjects}
         if any(e is None for e in erased.values()):
             raise StateError(f"{request.reference}: the erase has not finished")
         result["mentions"] = {s: e.mentions for s, e in erased.items() if e}
-        result["erase"] = {s: e.counts for s, e in erased.items() if e}
+        result[Kind.ERASE] = {s: e.counts for s, e in erased.items() if e}
         result["held"] = _kept_counts(session, config, request, result.get("held", {}))
     request.result = result
     request.state = DONE
@@ -250,7 +251,7 @@ def covered_channels(session: Session, desk: DeskStore, request: Request) -> lis
     if request.organization_id is None:
         return []
     ids = {c.channel_id for c in request.channels}
-    named = desk.organization_channels(request.organization_id, ("mail", "forum", "chat"))
+    named = desk.organization_channels(request.organization_id, CHANNELS)
     return [c for c in named if c.id in ids]
 
 

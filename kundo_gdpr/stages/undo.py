@@ -23,6 +23,7 @@ from kundo_gdpr.models.queue import DONE, UNDONE
 from kundo_gdpr.records import ledger
 from kundo_gdpr.replies.context import reply_context
 from kundo_gdpr.replies.outbox import queue_reply
+from kundo_gdpr.vocabulary import Kind
 
 __all__ = ["UndoRefused", "close_due", "explain", "refused", "undo", "view"]
 
@@ -38,7 +39,7 @@ def undo(
     records that with `refused` (the same transaction may commit it).
     """
     now = now or utcnow()
-    if request.state != DONE or "erase" not in request.kinds:
+    if request.state != DONE or Kind.ERASE not in request.kinds:
         raise UndoRefused("not_erased", state=request.state)
     window = vault.window_of(session, request.id)
     if window is None:

@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from kundo_gdpr.config import Config
 from kundo_gdpr.db import session_factory
+from kundo_gdpr.vocabulary import CHANNELS, KINDS, ChannelKind, Kind
 from kundo_gdpr.web import (
     admin,
     confirm,
@@ -52,6 +53,8 @@ def make_app(config: Config, engine: Engine) -> web.Application:
         undefined=jinja2.StrictUndefined,
     )
     app[JINJA].filters["plain"] = plain
+    # The words for kinds and channels, so no template spells out its own list.
+    app[JINJA].globals.update(Kind=Kind, ChannelKind=ChannelKind, KINDS=KINDS, CHANNELS=CHANNELS)
     app.add_routes(views.routes)
     app.add_routes(request_page.routes)
     app.add_routes(admin.routes)

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kundo_gdpr import i18n as shared
+from kundo_gdpr.vocabulary import Kind
 from kundo_gdpr.web.i18n import finding_text, strings
 
 
@@ -70,12 +71,12 @@ def _fields(language: str, table: dict[str, str], value: Any) -> str:
 
 def _result(language: str, table: dict[str, str], value: Any) -> str:
     said = []
-    for subject, by_channel in value.get("erase", {}).items():
+    for subject, by_channel in value.get(Kind.ERASE, {}).items():
         for channel, items in by_channel.items():
             sentence = shared.erase_sentence(language, items, "past")
             if sentence:
                 said.append(f"{subject}, {table.get('channel_' + channel, channel)}: {sentence}.")
-    for subject, by_channel in value.get("export", {}).items():
+    for subject, by_channel in value.get(Kind.EXPORT, {}).items():
         sentence = shared.export_sentence(language, by_channel)
         said.append(table["export_held"].format(items=sentence) if sentence
                     else table["export_empty"])

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from aiohttp import web
 
+from kundo_gdpr import i18n as shared_i18n
+
 STRINGS = Path(__file__).parent / "templates" / "strings.toml"
 LANGUAGES = ("sv", "en")
 DEFAULT = "en"
@@ -17,7 +19,9 @@ DEFAULT = "en"
 def strings(language: str) -> dict[str, str]:
     with STRINGS.open("rb") as handle:
         table: dict[str, dict[str, str]] = tomllib.load(handle)
-    return table[language]
+    # Kinds' and channels' names are the replies' (mail_templates/<lang>/strings.toml),
+    # under the keys the pages use (`kind_erase`, `channel_mail`).
+    return {**table[language], **shared_i18n.names(language)}
 
 
 def choose(request: web.Request) -> str:

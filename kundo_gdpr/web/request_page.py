@@ -21,6 +21,7 @@ from kundo_gdpr import audit
 from kundo_gdpr.models import Request
 from kundo_gdpr.stages import decide
 from kundo_gdpr.stages.decide import Actor, ReviewError
+from kundo_gdpr.vocabulary import Kind
 from kundo_gdpr.web import events, queries
 from kundo_gdpr.web.base import AGENT, CONFIG, LANG, in_db, render
 from kundo_gdpr.web.i18n import finding_text, strings
@@ -49,8 +50,8 @@ def _load(session: Session, request: web.Request, reference: str) -> dict[str, A
     if detail is None or r is None:
         return None
     first = decide.first_approval(session, r)
-    total = decide.erase_total({s: e["erase"] for s, e in detail["preview"].items()
-                                if "erase" in e})
+    total = decide.erase_total({s: e[Kind.ERASE] for s, e in detail["preview"].items()
+                                if Kind.ERASE in e})
     detail.update(
         refusal=decide.approval_refusal(session, config, r, actor),
         first_approval=first.agent_email if first else None,
@@ -91,14 +92,13 @@ async def _page(request: web.Request, error: str | None, status: int = 200,
     flash = _flash_key(done, r) if done else None
     return render(request, "request.html", status=status, r=r, error=known,
                   error_detail=detail, flash=flash if flash in table else None,
-                  typed=typed or {}, kinds=decide.KINDS, channel_names=decide.CHANNELS,
-                  can_correct=r["state"] in decide.CORRECTABLE,
+                  typed=typed or {}, can_correct=r["state"] in decide.CORRECTABLE,
                   max_months=decide.MAX_EXTENSION_MONTHS)
 
 
 def _flash_key(done: str, r: dict[str, Any]) -> str:
     if done in ("approved", "approved_first"):
-        return f"done_{done}_{'erase' if 'erase' in r['kinds'] else 'export'}"
+        return f"done_{done}_{Kind.ERASE if Kind.ERASE in r['kinds'] else Kind.EXPORT}"
     return f"done_{done}"
 
 
