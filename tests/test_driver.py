@@ -2,20 +2,22 @@
 `quarantined` or `failed` with its reason after `service.max_attempts`, and the
 request behind it is still handled and answered in the same run.
 
-One poison per stage: a hostile header line that makes dkim raise in the
-check stage, a check raising, a transport raising what is not a
-TransportError, and the desk raising during the run.
+One poison per stage the driver runs: the parser raising (parse), a hostile
+header line that makes dkim raise and a check raising (check), an expiry
+raising (expire_confirmations), the desk raising during the run (run), and a
+transport raising what is not a TransportError (deliver).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from kundo_gdpr.checks import CheckContext, Finding
@@ -23,11 +25,13 @@ from kundo_gdpr.checks.request import Assertion
 from kundo_gdpr.cli.requests import cmd_requests_show
 from kundo_gdpr.config import Config
 from kundo_gdpr.desk.sql import SqlDesk
-from kundo_gdpr.models import Event, OutboundMail, Request
+from kundo_gdpr.models import Confirmation, Event, InboundMail, OutboundMail, Request, utcnow
 from kundo_gdpr.replies.transports import FolderTransport
-from kundo_gdpr.stages import run
+from kundo_gdpr.stages import parse as parse_stage
+from kundo_gdpr.stages import run, sweep
 from kundo_gdpr.stages.driver import ATTEMPT_FAILED, Worker, make_source
 from kundo_gdpr.web import queries
+from tests.conftest import make_config
 from tests.helpers import drop, request_mail
 from tests.test_pipeline import ERASE_ALICE, EXPORT_BERTIL, auto_config, run_all, worker_for
 
@@ -74,8 +78,17 @@ def assert_stopped(
     assert [t["attempt"] for t in tried] == [1, 2, 3]
     assert {t["stage"] for t in tried} == {stage}
     assert all(error in t["error"] for t in tried)
+    assert_visible(factory, request, stage, error, capsys, config)
+
+
+def assert_visible(
+    factory: sessionmaker[Session], request: Request, stage: str, error: str,
+    capsys: pytest.CaptureFixture[str], config: Config,
+) -> None:
+    """The reason shows on the agents' queue and in `requests show`."""
     with factory() as session:  # the agents' queue
-        rows, _ = queries.queue(session, queries.QueueQuery(view="all", state=state), 1, 50)
+        rows, _ = queries.queue(session, queries.QueueQuery(view="all", state=request.state),
+                                1, 50)
     (row,) = [r for r in rows if r["reference"] == request.reference]
     assert row["stopped"].startswith(f"{stage}: ") and error in row["stopped"]
     capsys.readouterr()
@@ -228,3 +241,63 @@ def test_a_database_outage_is_not_blamed_on_a_row(
     assert attempts(factory, found[EVA]) == []
     run_all(worker)
     assert_answered(factory, by_sender(factory)[EVA], EVA)
+
+
+def test_a_mail_the_parser_raises_on_is_quarantined_and_the_next_request_is_answered(
+    world: None, auto_config: Config, engine: Engine, factory: sessionmaker[Session],
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real = parse_stage.parse
+
+    def parse(raw: bytes, *args: Any, **kwargs: Any) -> Any:
+        if OLLE.encode() in raw:
+            raise IndexError("a parser bug")
+        return real(raw, *args, **kwargs)
+
+    monkeypatch.setattr(parse_stage, "parse", parse)
+    inbox = auto_config.path("var/inbox")
+    drop(inbox, request_mail(OLLE, EXPORT_BERTIL), "1-poison")
+    drop(inbox, request_mail(EVA, ERASE_ALICE), "2-good")
+    run_all(worker_for(auto_config, engine))
+    with factory() as session:
+        mail = session.scalars(select(InboundMail).order_by(InboundMail.id)).first()
+        assert mail is not None and mail.error == "IndexError: a parser bug"
+        tried = [e.detail for e in session.scalars(select(Event).where(
+            Event.inbound_mail_id == mail.id, Event.action == ATTEMPT_FAILED).order_by(Event.id))]
+        (poisoned,) = session.scalars(select(Request).where(Request.inbound_mail_id == mail.id))
+    assert [(t["stage"], t["attempt"]) for t in tried] == [("parse", 1), ("parse", 2),
+                                                            ("parse", 3)]
+    assert poisoned.state == "quarantined"
+    assert_visible(factory, poisoned, "parse", "IndexError: a parser bug", capsys, auto_config)
+    assert_answered(factory, by_sender(factory)[EVA], EVA)
+
+
+def test_an_expiry_that_raises_quarantines_that_request_and_the_next_expires_and_is_told(
+    world: None, tmp_path: Path, db_url: str, engine: Engine, factory: sessionmaker[Session],
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = make_config(tmp_path, db_url, auth={"require": False},
+                         policy={"auto_approve": True, "confirm_by_mail": True})
+    inbox = config.path("var/inbox")
+    drop(inbox, request_mail(EVA, ERASE_ALICE), "1-poison")
+    drop(inbox, request_mail(OLLE, EXPORT_BERTIL), "2-good")
+    worker = worker_for(config, engine)
+    run_all(worker)
+    assert {r.state for r in by_sender(factory).values()} == {"unconfirmed"}
+    with factory.begin() as session:  # both editors let 72 hours pass
+        session.execute(update(Confirmation).values(expires_at=utcnow() - dt.timedelta(seconds=1)))
+    real = sweep.reply_context
+
+    def context(session: Session, request: Request, **kwargs: Any) -> Any:
+        if request.sender == EVA:
+            raise LookupError("a template's context went missing")
+        return real(session, request, **kwargs)
+
+    monkeypatch.setattr(sweep, "reply_context", context)
+    run_all(worker)
+    found = by_sender(factory)
+    assert_stopped(factory, found[EVA], "quarantined", "expire_confirmations", "LookupError",
+                   capsys, config)
+    assert found[OLLE].state == "expired"
+    assert replies(factory, OLLE) == {"confirm_request": "sent", "confirm_expired": "sent"}
+    assert replies(factory, EVA) == {"confirm_request": "sent"}

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 from kundo_gdpr.checks.base import INFO, REJECT, REVIEW, CheckContext, Finding
 from kundo_gdpr.desk import ChannelRef
-from kundo_gdpr.intake import quotes
-from kundo_gdpr.intake.parse import ADDRESS_LIKE
+from kundo_gdpr.intake import organizations
 
 
 class Editor:
@@ -69,26 +67,7 @@ class Editor:
 
 
 def organizations_named(ctx: CheckContext) -> list[int]:
-    """Ids of the organizations the request's own words name (Subject and new text).
-
-    Signatures and quotes are left out: an editor's signature names their
-    employer, which says nothing about which organization a request is for.
-    A name counts as a word, also in the genitive ("Cykelbolagets forum"),
-    with or without a company suffix, or as the organization's slug; never
-    inside an address or a domain.
-    """
+    """Ids of the organizations the request's own words name (intake/organizations.py)."""
     if ctx.text is None:
         return []
-    text = ctx.request.subject_line + "\n" + quotes.without_signature(ctx.text)
-    text = ADDRESS_LIKE.sub(" ", text)
-    return [org.id for org in ctx.desk.organizations() if _names(text, org.name, org.slug)]
-
-
-COMPANY_SUFFIX = re.compile(r"\s+(?:AB|HB|KB|Ltd|Inc|GmbH|AS|Oy|ApS)\.?$", re.IGNORECASE)
-
-
-def _names(text: str, name: str, slug: str) -> bool:
-    forms = {name, COMPANY_SUFFIX.sub("", name), slug}
-    alternatives = "|".join(re.escape(f).replace(r"\ ", r"\s+") for f in forms if f)
-    pattern = rf"(?<![\w.@-])(?:{alternatives})(?:s|'s|’s)?(?![\w@-]|\.\w)"
-    return re.search(pattern, text, re.IGNORECASE) is not None
+    return organizations.named(ctx.request.subject_line, ctx.text, ctx.desk.organizations())

@@ -27,7 +27,7 @@ from kundo_gdpr.models.queue import (
     PARSED,
     QUARANTINED,
 )
-from kundo_gdpr.stages.unit import Owner, Stage
+from kundo_gdpr.stages.unit import Owner, Stage, mark_stopped
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,9 @@ def give_up(session: Session, config: Config, mail_id: int, reason: str) -> None
     """The mail could not be parsed after every attempt: a quarantined request says why."""
     mail = claim(session, _stored().where(InboundMail.id == mail_id))
     if mail is not None:
-        _quarantine_unparseable(session, mail, reason)
+        request = _quarantine_unparseable(session, mail, reason)
+        # Why, where agents look, as for every other stage that gives up.
+        mark_stopped(session, request, QUARANTINED, "parse", reason)
 
 
 STAGE = Stage("parse", claim_next, handle, owner, give_up)
@@ -142,7 +144,7 @@ def new_request(session: Session, mail: InboundMail, parsed: ParsedMail) -> Requ
     return request
 
 
-def _quarantine_unparseable(session: Session, mail: InboundMail, reason: str) -> None:
+def _quarantine_unparseable(session: Session, mail: InboundMail, reason: str) -> Request:
     mail.state = MAIL_PARSED
     mail.error = reason
     request = Request(
@@ -157,6 +159,7 @@ def _quarantine_unparseable(session: Session, mail: InboundMail, reason: str) ->
     request.reference = make_reference(mail.received_at, request.id)
     audit.record(session, "quarantined", request=request, reason=reason)
     log.warning("mail %s could not be parsed: %s", mail.id, reason)
+    return request
 
 
 def make_reference(received: dt.datetime, request_id: int) -> str:

@@ -53,17 +53,19 @@ STAGE_FAILED = "stage_failed"
 
 def quarantine(session: Session, request: Request, stage: str, reason: str) -> None:
     """Stop a request that made `stage` fail every time: `quarantined`, with why."""
-    _stop(session, request, QUARANTINED, stage, reason)
+    mark_stopped(session, request, QUARANTINED, stage, reason)
     audit.record(session, "quarantined", request=request, stage=stage, reason=reason)
 
 
 def fail(session: Session, request: Request, stage: str, reason: str) -> None:
     """A run that failed every time: `failed`, with why."""
-    _stop(session, request, FAILED, stage, reason)
+    mark_stopped(session, request, FAILED, stage, reason)
     audit.record(session, "failed", request=request, stage=stage, error=reason)
 
 
-def _stop(session: Session, request: Request, state: str, stage: str, reason: str) -> None:
+def mark_stopped(session: Session, request: Request, state: str, stage: str, reason: str) -> None:
+    """The request's state and the finding that says which stage gave it up and why
+    (`reason_of`: the agents' queue, the request page, `requests show`)."""
     request.state = state
     request.problems = sorted({*request.problems, STAGE_FAILED})
     request.findings = [*request.findings, {"code": STAGE_FAILED, "severity": "quarantine",
