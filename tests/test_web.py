@@ -135,7 +135,7 @@ async def test_approve_asks_for_confirmation_then_changes_the_state_and_says_wha
     assert asked.status == 200 and str(asked.url).endswith(f"{page}/approve")
     assert _reference_in(engine, NEEDS_REVIEW) == erase_alice
     kinds = confirm.split('id="confirm-kinds">', 1)[1].split("</dd>", 1)[0]
-    assert kinds == "erase"
+    assert kinds == "erasure"  # the name the replies use too (mail_templates/en/strings.toml)
     assert "alice@example.com" in confirm.split('id="confirm-subjects">', 1)[1]
     assert "forum" in confirm.split('id="confirm-channels">', 1)[1].split("</dd>", 1)[0]
     assert "cannot be undone" in confirm and "will be deleted" in confirm

@@ -64,7 +64,7 @@ async def test_an_agent_corrects_a_subject_approves_and_the_done_reply_goes_out(
         await page.click("button:has-text('Approve')")
         # The confirmation page says what will happen before anything does.
         assert "bertil@example.org" in (await page.text_content("#confirm-subjects") or "")
-        assert await page.text_content("#confirm-kinds") == "erase"
+        assert await page.text_content("#confirm-kinds") == "erasure"
         assert "cannot be undone" in (await page.text_content("#irreversible") or "")
         await page.screenshot(path=str(ARTIFACTS / "approve-confirm.png"), full_page=True)
         await page.click("#confirm-button")
