@@ -131,3 +131,48 @@ async def test_four_eyes_in_the_browser(
         assert "Approved by a first agent (four eyes)" in trail
         assert "Confirmed by a second agent (four eyes)" in trail
         await browser.close()
+
+
+# Whether the page scrolls sideways, and how many lines each reference takes.
+LAYOUT = """() => ({
+  overflow: document.documentElement.scrollWidth - window.innerWidth,
+  refs: [...document.querySelectorAll("td.ref a, h1")].map(e => {
+    const range = document.createRange();
+    range.selectNodeContents(e);
+    const lines = new Set([...range.getClientRects()].map(r => Math.round(r.top)));
+    return [e.textContent, lines.size];
+  }),
+})"""
+
+
+@pytest.mark.parametrize("width,height", [(1280, 800), (1366, 768)])
+async def test_the_queue_and_request_pages_fit_a_laptop_without_wrapping_references(
+    aiohttp_server: Callable[..., Awaitable[Any]], config: Config, engine: Engine,
+    erase_alice: str, chromium: str, width: int, height: int,  # noqa: F811
+) -> None:
+    from playwright.async_api import async_playwright
+
+    server = await aiohttp_server(make_app(config, engine))
+    base = f"http://{server.host}:{server.port}"
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=chromium, headless=True,
+                                          args=["--no-sandbox"])
+        context = await browser.new_context(viewport={"width": width, "height": height},
+                                            bypass_csp=True)  # for evaluate's script
+        page = await context.new_page()
+        await page.goto(f"{base}/login")
+        await page.fill("input[name=email]", "adam@kundo.se")
+        await page.fill("input[name=password]", PASSWORD)
+        await page.click("form.stack button")
+        # Taken, so the assignee column holds an address too.
+        await page.goto(f"{base}/requests/{erase_alice}")
+        await page.click("button[name=take]")
+        for lang in ("sv", "en"):
+            for path in ("/?view=all", "/?view=mine", f"/requests/{erase_alice}"):
+                await page.goto(f"{base}{path}&lang={lang}" if "?" in path
+                                else f"{base}{path}?lang={lang}")
+                layout = await page.evaluate(LAYOUT)
+                assert layout["overflow"] <= 0, (path, lang, layout)
+                refs = [r for r in layout["refs"] if erase_alice in r[0]]
+                assert refs and all(lines == 1 for _text, lines in refs), (path, lang, refs)
+        await browser.close()
