@@ -243,8 +243,11 @@ async def test_failures_on_one_web_process_slow_sign_ins_on_another_down(
         assert slowed == [(ATTACKER, "anna@kundo.se", True),
                           ("192.0.2.55", "anna@kundo.se", True),
                           ("192.0.2.56", "bo@kundo.se", False)]
-        # The right password on the first process still gets in.
+        # The right password on the first process still gets in, and the session it
+        # starts is good on the other process too.
         assert (await _attempt(first, "anna@kundo.se", PASSWORD, ANNA)).status == 303
+        cookie = {sessions.COOKIE: _session_cookie(first)}
+        assert (await second.get("/", cookies=cookie, allow_redirects=False)).status == 200
     finally:
         other_engine.dispose()
 
