@@ -38,8 +38,10 @@ def record(
     """Add one event to the session; it commits with the change it describes.
 
     A subject of the request is written as its request_subjects row
-    ("subject#12"), never in clear (kundo_gdpr.records.redact).
+    ("subject#12"), never in clear, and findings without the mail's words
+    (kundo_gdpr.records.redact): the request row holds those until minimised.
     """
+    detail = redact.without_words(detail)
     if request is not None:
         detail = redact.redact(detail, subject_tokens(session, request))
     event = Event(
@@ -64,8 +66,8 @@ def subject_tokens(session: Session, request: Request) -> dict[str, str]:
 
 def shown(request: Request, detail: dict[str, Any]) -> Any:
     """An event's detail as agents see it: subjects by their address while the
-    request still holds it."""
-    return redact.reveal(detail, {redact.token(s.id): s.email for s in request.subjects})
+    request still holds it, by the masked form once it is minimised."""
+    return redact.reveal(detail, {redact.token(s.id): s.shown for s in request.subjects})
 
 
 def trail(session: Session, request: Request) -> list[Event]:

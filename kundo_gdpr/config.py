@@ -190,6 +190,14 @@ class RecordsConfig:
 
 
 @dataclass(frozen=True)
+class RetentionConfig:
+    """How long our own records keep people in full (see config.toml)."""
+
+    request_days: int = 730
+    mailbox_days: int = 30
+
+
+@dataclass(frozen=True)
 class Config:
     service: ServiceConfig = field(default_factory=ServiceConfig)
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
@@ -203,6 +211,7 @@ class Config:
     auth: AuthConfig = field(default_factory=AuthConfig)
     health: HealthConfig = field(default_factory=HealthConfig)
     records: RecordsConfig = field(default_factory=RecordsConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
     # Directory that relative paths in the file are resolved against.
     root: Path = Path(".")
 
@@ -272,6 +281,10 @@ def _meaningful(config: Config) -> None:
         except ValueError as exc:
             raise ConfigError(f"web.trusted_proxies: {proxy!r} is not an address or a "
                               f"network such as 10.0.0.0/8 ({exc})") from exc
+    if config.retention.request_days < 1:
+        raise ConfigError("retention.request_days: must be at least 1 day")
+    if config.retention.mailbox_days < 0:
+        raise ConfigError("retention.mailbox_days: must be 0 (at once) or more days")
 
 
 def check_registered(key: str, name: str, registered: typing.Iterable[str]) -> None:

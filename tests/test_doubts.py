@@ -12,7 +12,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from kundo_gdpr.config import Config
-from kundo_gdpr.models import ChatSession, Request
+from kundo_gdpr.models import ChatSession, Event, Request
 from kundo_gdpr.stages import decide as review
 from kundo_gdpr.web import auth, make_app
 from tests.conftest import make_config
@@ -61,6 +61,10 @@ def test_an_export_that_says_do_not_delete_waits_for_an_agent_and_erases_nothing
     finding = _finding(request, "kind_doubt")
     assert finding["severity"] == "review" and finding["args"]["words"] == ["Don't delete"]
     assert _alice_chats(factory) == 2
+    with factory() as session:  # the audit trail keeps the finding's code, not the words
+        checked = session.scalars(select(Event.detail).where(Event.action == "checked")).one()
+    assert "kind_doubt" in [f["code"] for f in checked["findings"]]
+    assert "Don't delete" not in str(checked)
 
 
 def test_a_copy_of_the_id_attached_is_no_export(

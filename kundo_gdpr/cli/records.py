@@ -28,6 +28,13 @@ def add(sub: Subparsers) -> None:
     vp.add_argument("--public-key", help="PEM file (default: this service's key, as at "
                     "/.well-known/kundo-gdpr-proof.pub)")
     vp.set_defaults(handler=cmd_proof_verify)
+    tp = sub.add_parser("retention", help="minimise our own records after their retention")
+    tsub = tp.add_subparsers(required=True, metavar="ACTION")
+    xp = tsub.add_parser("run", help="minimise requests past [retention] request_days and "
+                         "delete the mailbox's processed copies past mailbox_days")
+    xp.add_argument("--dry-run", action="store_true",
+                    help="say what would change, change nothing")
+    xp.set_defaults(handler=cmd_retention_run)
 
 
 def cmd_ledger_replay(args: argparse.Namespace, config: Config) -> int:
@@ -60,6 +67,41 @@ def cmd_ledger_replay(args: argparse.Namespace, config: Config) -> int:
         print(say(f"skipped.{skipped.code}", skipped.count, key=key,
                   detail=", ".join(listed)))
     return 1 if report.skipped else 0
+
+
+def cmd_retention_run(args: argparse.Namespace, config: Config) -> int:
+    import imaplib
+
+    from kundo_gdpr.stages import sweep
+    from kundo_gdpr.stages.driver import make_source
+
+    engine = db.make_engine(config.database_url())
+    db.upgrade(engine, config=config)
+    dry = "dry" if args.dry_run else "done"
+    days = config.retention.request_days
+    minimised = sweep.minimise_due(db.session_factory(engine), config, dry_run=args.dry_run)
+    engine.dispose()
+    for m in minimised:
+        print(say(f"retention.{dry}.request", reference=m.reference, state=m.state,
+                  closed=_when(m.closed_at), what=_what(m.counts())))
+    print(say(f"retention.{dry}.requests", len(minimised), days=days))
+    source = make_source(config)
+    try:
+        purged = sweep.purge_mailbox(source, config, dry_run=args.dry_run)
+    except (OSError, imaplib.IMAP4.error) as exc:
+        print(say("retention.mailbox_error", source=source.name, reason=exc), file=sys.stderr)
+        return 1
+    finally:
+        close = getattr(source, "close", None)
+        if close is not None:
+            close()
+    print(say(f"retention.{dry}.mailbox", purged, days=config.retention.mailbox_days,
+              source=source.name))
+    return 0
+
+
+def _what(counts: dict[str, int]) -> str:
+    return ", ".join(say(f"retention.{k}", n) for k, n in counts.items())
 
 
 def cmd_proof_verify(args: argparse.Namespace, config: Config) -> int:

@@ -59,7 +59,7 @@ def cmd_requests_list(args: argparse.Namespace, config: Config) -> int:
         for r in session.scalars(stmt):
             print(
                 f"{r.reference:<16} {r.state:<13} {r.due_at:%Y-%m-%d} {r.sender or '-':<30} "
-                f"{','.join(r.kinds) or '-':<13} {','.join(s.email for s in r.subjects) or '-'}"
+                f"{','.join(r.kinds) or '-':<13} {','.join(s.shown for s in r.subjects) or '-'}"
             )
     return 0
 
@@ -76,12 +76,13 @@ def cmd_requests_show(args: argparse.Namespace, config: Config) -> int:
             ("sender", r.sender),
             ("kinds", ", ".join(r.kinds)),
             ("channels", ", ".join(r.channel_kinds)),
-            ("subjects", ", ".join(s.email for s in r.subjects)),
+            ("subjects", ", ".join(s.shown for s in r.subjects)),
             ("problems", ", ".join(r.problems)),
             ("received", r.received_at),
             ("due", r.due_at),
             ("result", json.dumps(r.result, ensure_ascii=False)),
             *([("stopped", stopped)] if (stopped := reason_of(r)) else []),
+            *_minimised(r),
         ):
             print(f"{label:<10} {value}")
         print("\nreplies:")
@@ -95,6 +96,16 @@ def cmd_requests_show(args: argparse.Namespace, config: Config) -> int:
                 f"{json.dumps(audit.shown(r, e.detail), ensure_ascii=False, default=str)[:200]}"
             )
     return 0
+
+
+def _minimised(r: Request) -> list[tuple[str, object]]:
+    """What `requests show` says of a minimised request (records.retention)."""
+    if r.minimised_at is None:
+        return []
+    mail = r.inbound_mail
+    return [("minimised", f"{r.minimised_at:%Y-%m-%d %H:%M} UTC: addresses kept masked and "
+                          "as keyed hashes; mail, names, subject line and reply texts removed"),
+            ("mail", f"{mail.size} bytes, SHA-256 {mail.sha256} (not kept)")]
 
 
 def cmd_requests_preview(args: argparse.Namespace, config: Config) -> int:

@@ -12,6 +12,7 @@ connection; the next call reconnects, with backoff after repeated failures.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import imaplib
 import logging
 import ssl
@@ -85,6 +86,25 @@ class ImapSource:
     def quarantine(self, key: str, reason: str) -> None:
         log.warning("quarantining IMAP message %s: %s", key, reason)
         self._move(key, self.config.quarantine_folder)
+
+    def purge_processed(self, before: dt.datetime, dry_run: bool = False) -> int:
+        """Messages in the processed folder whose arrival (INTERNALDATE, which a
+        MOVE keeps) is on a day before `before`'s: IMAP searches by whole days,
+        so a copy may outlive its time by up to a day, never the other way.
+        On its own connection: the source's stays on the folder it reads."""
+        client = self._open(self.config.processed_folder)
+        try:
+            uids = client.search(["BEFORE", before.date(), "NOT", "DELETED"])
+            if uids and not dry_run:
+                client.add_flags(uids, [b"\\Deleted"], silent=True)
+                if client.has_capability("UIDPLUS"):
+                    client.uid_expunge(uids)
+                else:  # the processed folder is ours alone: no one else's \Deleted
+                    client.expunge()
+            return len(uids)
+        finally:
+            with contextlib.suppress(Exception):
+                client.logout()
 
     # -- waiting ------------------------------------------------------------
 
@@ -190,6 +210,10 @@ class ImapSource:
         return self._client
 
     def _connect(self) -> IMAPClient:
+        return self._open(self.config.folder)
+
+    def _open(self, folder: str) -> IMAPClient:
+        """A new connection, logged in, with our folders made and `folder` selected."""
         cfg = self.config
         context = self._ssl_context() if cfg.security != "plain" else None
         client = IMAPClient(
@@ -204,11 +228,12 @@ class ImapSource:
                 client.starttls(context)
             client.login(cfg.username, self.password)
             self._ensure_folders(client)
-            status = client.select_folder(cfg.folder)
+            status = client.select_folder(folder)
         except BaseException:
             _shutdown(client)
             raise
-        self._uidvalidity = int(status[b"UIDVALIDITY"])
+        if folder == cfg.folder:
+            self._uidvalidity = int(status[b"UIDVALIDITY"])
         return client
 
     def _ssl_context(self) -> ssl.SSLContext:

@@ -7,6 +7,7 @@ in new/ is always complete, so reading it needs no lock.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +38,21 @@ class MaildirSource:
     def quarantine(self, key: str, reason: str) -> None:
         self._move(key, self.path / "quarantine", "")
         (self.path / "quarantine" / f"{key}.reason").write_text(reason + "\n", encoding="utf-8")
+
+    def purge_processed(self, before: dt.datetime, dry_run: bool = False) -> int:
+        """Files in cur/ delivered before `before` (a move into cur/ keeps the
+        delivery time as the file's mtime)."""
+        cutoff = before.timestamp()
+        done = 0
+        for entry in os.scandir(self.path / "cur"):
+            try:
+                old = entry.is_file() and entry.stat().st_mtime < cutoff
+                if old and not dry_run:
+                    os.unlink(entry.path)
+            except FileNotFoundError:  # another worker purged it
+                continue
+            done += old
+        return done
 
     def _move(self, key: str, folder: Path, suffix: str) -> None:
         for entry in os.scandir(self.path / "new"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -27,6 +28,12 @@ class MailSource(Protocol):
     def done(self, key: str) -> None: ...
 
     def quarantine(self, key: str, reason: str) -> None: ...
+
+    def purge_processed(self, before: dt.datetime, dry_run: bool = False) -> int:
+        """Delete the processed copies (`done` moved them) of messages that arrived
+        before `before`; how many were (or, `dry_run`, would be) deleted. The
+        database holds every such message: the copy is only the mailbox's."""
+        ...
 
 
 @runtime_checkable

@@ -113,6 +113,9 @@ class Request(Base):
     # The agent who took the request ("take" in the queue); none: anyone's.
     assignee: Mapped[str | None] = mapped_column(String(320), index=True)
     done_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
+    # Set once its retention ended and what named people was taken out
+    # (kundo_gdpr.records.retention); the request row, its counts and events stay.
+    minimised_at: Mapped[dt.datetime | None] = mapped_column(UtcDateTime)
     updated_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow, onupdate=utcnow)
 
     inbound_mail: Mapped[InboundMail] = relationship(back_populates="request")
@@ -133,9 +136,17 @@ class RequestSubject(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     request_id: Mapped[int] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"))
+    # The address; once the request is minimised, its keyed hash ("kid:hex").
     email: Mapped[str] = mapped_column(String(320), index=True)
+    # Set on minimising: "a***@e******.se", what people are shown from then on.
+    masked: Mapped[str | None] = mapped_column(String(320))
 
     request: Mapped[Request] = relationship(back_populates="subjects")
+
+    @property
+    def shown(self) -> str:
+        """The address, or its masked form once the request is minimised."""
+        return self.masked or self.email
 
 
 class RequestChannel(Base):
@@ -185,7 +196,9 @@ class OutboundMail(Base):
     message_id: Mapped[str] = mapped_column(String(998), unique=True)
     to_addr: Mapped[str] = mapped_column(String(320), index=True)
     subject: Mapped[str] = mapped_column(Text)
+    # Empty once the request is minimised; `sha256` then says what it was.
     raw: Mapped[bytes] = mapped_column(LargeBinary)
+    sha256: Mapped[str | None] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(20), default=QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -75,3 +75,17 @@ def reveal(detail: Any, addresses: Mapping[str, str]) -> Any:
     if isinstance(detail, str) and "subject#" in detail:
         return _TOKEN.sub(lambda m: addresses.get(m.group(0), m.group(0)), detail)
     return detail
+
+
+def without_words(detail: Any) -> Any:
+    """An event's detail with its findings' "words" (quoted from the mail) left out:
+    events keep a finding's code, severity and other arguments, never mail text."""
+    if not isinstance(detail, dict) or not isinstance(detail.get("findings"), list):
+        return detail
+    return {**detail, "findings": [_no_words(f) for f in detail["findings"]]}
+
+
+def _no_words(finding: Any) -> Any:
+    if not isinstance(finding, dict) or not isinstance(finding.get("args"), dict):
+        return finding
+    return {**finding, "args": {k: v for k, v in finding["args"].items() if k != "words"}}

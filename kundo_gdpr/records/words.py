@@ -61,6 +61,34 @@ WORDS: dict[str, str | dict[str, str]] = {
     "says.receipt": "This is a receipt: it proves that the request was received, "
                     "not that it was carried out.",
     "and": " and ",
+    # retention run
+    "retention.done.request": "{reference} ({state}, closed {closed}): minimised: {what}.",
+    "retention.dry.request": "{reference} ({state}, closed {closed}): would be minimised: "
+                             "{what}.",
+    "retention.done.requests": {
+        "one": "Retention: {n} request closed more than {days} days ago minimised.",
+        "other": "Retention: {n} requests closed more than {days} days ago minimised."},
+    "retention.dry.requests": {
+        "one": "Retention (dry run, nothing changed): {n} request closed more than {days} "
+               "days ago would be minimised.",
+        "other": "Retention (dry run, nothing changed): {n} requests closed more than {days} "
+                 "days ago would be minimised."},
+    "retention.done.mailbox": {
+        "one": "Mailbox {source}: {n} processed copy older than {days} days deleted.",
+        "other": "Mailbox {source}: {n} processed copies older than {days} days deleted."},
+    "retention.dry.mailbox": {
+        "one": "Mailbox {source}: {n} processed copy older than {days} days would be deleted.",
+        "other": "Mailbox {source}: {n} processed copies older than {days} days would be "
+                 "deleted."},
+    "retention.mailbox_error": "kundo-gdpr: cannot reach the mailbox {source}: {reason}",
+    "retention.subjects_hashed": {"one": "{n} subject address hashed and masked",
+                           "other": "{n} subject addresses hashed and masked"},
+    "retention.mails_emptied": {"one": "{n} mail emptied (SHA-256 and size kept)",
+                        "other": "{n} mails emptied (SHA-256 and size kept)"},
+    "retention.replies_emptied": {"one": "{n} reply emptied (purpose, Message-ID and SHA-256 kept)",
+                          "other": "{n} replies emptied (purpose, Message-ID and SHA-256 kept)"},
+    "retention.exports_deleted": {"one": "{n} export record deleted",
+                          "other": "{n} export records deleted"},
     # item kinds in counts
     "item.posts": {"one": "post", "other": "posts"},
     "item.messages": {"one": "message", "other": "messages"},

@@ -123,6 +123,8 @@ def release(session: Session, row: OutboundMail, actor: str) -> None:
     """An agent sends a held reply now, or retries a failed one."""
     if row.state not in (HELD, SEND_FAILED):
         raise ValueError(f"reply {row.id} is {row.state}, not {HELD} or {SEND_FAILED}")
+    if row.sha256 is not None:  # minimised (records.retention): nothing left to send
+        raise ValueError(f"reply {row.id} belongs to a minimised request; its text is gone")
     row.attempts = 0
     _requeue(session, row, actor)
 

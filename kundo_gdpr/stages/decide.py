@@ -401,6 +401,8 @@ def resend(
     old = session.get(OutboundMail, reply_id)
     if old is None or old.request_id != request.id:
         raise ReviewError("no_such_reply")
+    if request.minimised_at is not None:  # the body is gone (records.retention)
+        raise ReviewError("minimised")
     if old.state not in RESENDABLE:
         raise ReviewError("reply_pending")
     if old.state in (HELD, SEND_FAILED):

@@ -7,6 +7,7 @@ many it did; tests call them directly, `run` calls them in a loop.
 from __future__ import annotations
 
 import functools
+import imaplib
 import logging
 import threading
 import time
@@ -40,6 +41,9 @@ LATER_STEPS: tuple[tuple[str, Callable[[sessionmaker[Session], Config], bool]], 
 ATTEMPT_FAILED = "attempt_failed"
 
 STOP_CHECK_SECONDS = 1.0
+# Retention (minimising requests, purging the mailbox's processed copies) runs at
+# most this often: its periods are days, and the mailbox purge is an IMAP round trip.
+RETENTION_SECONDS = 3600.0
 
 
 def _maildir(config: Config) -> MailSource:
@@ -75,6 +79,8 @@ class Worker:
     # Several workers on PostgreSQL: only the holder of this lock fetches. None:
     # always fetch (one worker; tests that drive a worker by hand).
     fetch_lock: FetchLock | None = None
+    # time.monotonic() of the last retention pass (None: not yet in this process).
+    retention_at: float | None = None
 
     def __post_init__(self) -> None:
         # A source that backs off (IMAP) must not sleep through a SIGTERM.
@@ -237,7 +243,24 @@ class Worker:
         sweep.sweep_exports(self.factory, self.config)  # expired exports, `run --once` too
         undo.close_due(self.factory)  # safety windows past their end: erasures final
         schedules.evaluate_due(self.factory, self.config)  # retention rules due: previews
+        self.retention()
         return self.fetch_once() + self.process_once() + self.deliver_once()
+
+    def retention(self) -> None:
+        """Requests past `[retention] request_days` minimised, and (by the fetching
+        worker) the mailbox's processed copies past `mailbox_days` deleted: at the
+        first pass, then once an hour."""
+        now = time.monotonic()
+        if self.retention_at is not None and now - self.retention_at < RETENTION_SECONDS:
+            return
+        self.retention_at = now
+        sweep.minimise_due(self.factory, self.config)
+        if not self.fetching():
+            return
+        try:
+            sweep.purge_mailbox(self.source, self.config)
+        except (OSError, imaplib.IMAP4.error) as exc:  # the mailbox's trouble: next hour
+            log.warning("could not purge the mailbox's processed copies: %s", exc)
 
     def fetching(self) -> bool:
         """Whether this worker is the one that fetches (it may take over now)."""

@@ -2,8 +2,11 @@
 
 Reads `confirmations` in state `pending` past their 72 hours and writes them
 `expired`, their request `unconfirmed` -> `expired` with a
-`confirmation_expired` audit event and the reply telling the editor; and
-deletes export files whose link has expired (`actions.links.sweep`).
+`confirmation_expired` audit event and the reply telling the editor;
+deletes export files whose link has expired (`actions.links.sweep`); and keeps
+retention: requests closed longer ago than `[retention] request_days` are
+minimised (`records.retention`), the mailbox's processed copies older than
+`mailbox_days` deleted.
 """
 
 from __future__ import annotations
@@ -13,14 +16,17 @@ import datetime as dt
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from kundo_gdpr import audit
+from kundo_gdpr import audit, db
 from kundo_gdpr.actions import links
 from kundo_gdpr.config import Config
 from kundo_gdpr.db import claim
+from kundo_gdpr.intake.source import MailSource
 from kundo_gdpr.models import Confirmation, Request, utcnow
 from kundo_gdpr.models.confirmations import EXPIRED as ROW_EXPIRED
 from kundo_gdpr.models.confirmations import PENDING
 from kundo_gdpr.models.queue import UNCONFIRMED
+from kundo_gdpr.records import retention
+from kundo_gdpr.records.hashing import key_ring
 from kundo_gdpr.replies.context import reply_context
 from kundo_gdpr.replies.outbox import queue_reply
 from kundo_gdpr.stages.confirm import CONFIRMATION_EXPIRED
@@ -31,6 +37,43 @@ def sweep_exports(factory: sessionmaker[Session], config: Config | None = None) 
     """Delete export files whose link has expired, and the stored replies'
     copies of them (the outbox folder's from `config`); how many were deleted."""
     return links.sweep(factory, config=config)
+
+
+# What minimising changes, for the purge that takes the old bytes off the disk.
+MINIMISED_TABLES = ["inbound_mail", "outbound_mail", "requests", "request_subjects",
+                    "erase_progress", "exports"]
+
+
+def minimise_due(
+    factory: sessionmaker[Session], config: Config, now: dt.datetime | None = None,
+    dry_run: bool = False,
+) -> list[retention.Minimised]:
+    """Minimise every request past `[retention] request_days`, one transaction
+    each (or, `dry_run`, say what that would change and change nothing)."""
+    now = now or utcnow()
+    stmt = retention.due(now, config.retention.request_days)
+    ring = key_ring(config)
+    if dry_run:
+        with factory() as session:
+            return [retention.minimise(session, ring, r, now, dry_run=True)
+                    for r in session.scalars(stmt)]
+    done: list[retention.Minimised] = []
+    while True:
+        with factory.begin() as session:
+            request = claim(session, stmt)
+            if request is None:
+                break
+            done.append(retention.minimise(session, ring, request, now))
+    if done:
+        db.purge(factory.kw["bind"], MINIMISED_TABLES)
+    return done
+
+
+def purge_mailbox(source: MailSource, config: Config, now: dt.datetime | None = None,
+                  dry_run: bool = False) -> int:
+    """Delete the mailbox's processed copies past `[retention] mailbox_days`."""
+    before = (now or utcnow()) - dt.timedelta(days=config.retention.mailbox_days)
+    return source.purge_processed(before, dry_run=dry_run)
 
 
 def _due(now: dt.datetime) -> Select[Confirmation]:

@@ -110,7 +110,7 @@ def _row(r: Request, controller: str | None, now: dt.datetime) -> dict[str, Any]
         "kinds": list(r.kinds),
         "channels": list(r.channel_kinds),
         "state": r.state,
-        "subjects": [s.email for s in r.subjects],
+        "subjects": [s.shown for s in r.subjects],
         "assignee": r.assignee or "",
         "open": r.state in OPEN_STATES,
         "received": r.received_at,
@@ -156,20 +156,29 @@ def detail(session: Session, config: Config, reference: str) -> dict[str, Any] |
         "result": r.result or {},
         "preview": _preview(session, config, r) if r.state in OPEN_STATES else {},
         "undo": undo.view(session, r),
-        "mail": mail_view(r.inbound_mail.raw),
+        "mail": mail_view(r.inbound_mail.raw) if r.minimised_at is None else None,
+        "minimised": _minimised(r, config),
         "events": [{"at": e.at, "actor": e.actor, "action": e.action,
                     "detail": audit.shown(r, e.detail)}
                    for e in events],
         "replies": [{"id": m.id, "purpose": m.purpose, "to": m.to_addr, "state": m.state,
                      "attempts": m.attempts, "error": m.last_error, "sent_at": m.sent_at,
                      "message_id": m.message_id,
-                     "resendable": m.state in decide.RESENDABLE}
+                     "resendable": m.state in decide.RESENDABLE and r.minimised_at is None}
                     for m in replies],
         "exports": [{"id": x.id, "filename": x.filename, "subject": x.subject, "size": x.size,
                      "expires": x.expires_at,
                      "kept": x.kept(now)}
                     for x in exports],
     }
+
+
+def _minimised(r: Request, config: Config) -> dict[str, Any] | None:
+    """When and what minimising left of the mail (records.retention), if it ran."""
+    if r.minimised_at is None:
+        return None
+    return {"at": r.minimised_at, "days": config.retention.request_days,
+            "size": r.inbound_mail.size, "sha256": r.inbound_mail.sha256}
 
 
 def _preview(session: Session, config: Config, r: Request) -> dict[str, Any]:
