@@ -267,3 +267,40 @@ def test_requests_undo_on_the_command_line_restores_and_then_refuses(
     assert checksums(engine) == before
     assert main([*args, "--reason", "igen"]) == 1
     assert "only a done erasure can be undone" in capsys.readouterr().err
+
+
+def test_an_undo_puts_back_what_the_erase_took_through_cascades(
+    world: None, auto_config: Config, engine: Engine, factory: sessionmaker[Session],
+) -> None:
+    # An untidy thread: others' posts hang under one of Alice's replies (topic_id),
+    # two deep, one with a file, one pointing at the lowest as its parent. Deleting
+    # her reply takes the chain (ON DELETE CASCADE) and clears the parent (SET NULL):
+    # the vault must keep those rows as well, whichever way the erase deletes.
+    with factory.begin() as session:
+        ids = [c.id for c in covered(session)]
+        reply = session.scalars(select(ForumPost).where(
+            ForumPost.author_email == "alice@example.com", ForumPost.topic_id.is_not(None),
+            ForumPost.channel_id.in_(ids)).limit(1)).one()
+        under = ForumPost(channel_id=reply.channel_id, topic_id=reply.id, body="svar på svaret",
+                          author_email="kund7@example.net")
+        session.add(under)
+        session.flush()
+        deeper = ForumPost(channel_id=reply.channel_id, topic_id=under.id, body="och ett till",
+                           author_email="kund8@example.net")
+        session.add(deeper)
+        session.flush()
+        session.add_all([
+            Attachment(forum_post_id=deeper.id, filename="bild.png", data=b"\x89PNG\x00\xff",
+                       size=6),
+            ForumPost(channel_id=reply.channel_id, topic_id=reply.topic_id, parent_id=deeper.id,
+                      body="citerar", author_email="kund9@example.net"),
+        ])
+        chain = [under.id, deeper.id]
+    before = checksums(engine)
+    erase_by_mail(auto_config, engine, ERASE_ALICE)
+    with factory() as session:
+        assert session.scalar(select(func.count()).select_from(ForumPost).where(
+            ForumPost.id.in_(chain))) == 0
+    with factory.begin() as session:
+        undo.undo(session, auto_config, the_request(session), "admin@kundo.example", "fel")
+    assert checksums(engine) == before
