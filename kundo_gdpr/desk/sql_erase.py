@@ -75,9 +75,8 @@ class SqlEraser:
         self.session = session
         self.subject = subject  # the normalised key (kundo_gdpr.identity)
         self.postgres = session.get_bind().dialect.name == "postgresql"
-        # A session whose every change is captured before it runs (the undo
-        # vault) asks for plain statements, not data-modifying CTEs.
-        self.one_statement = self.postgres and not session.info.get("statement_by_statement")
+        # Also with the undo vault on: it keeps these statements' images in them.
+        self.one_statement = self.postgres
 
     def steps(self, kind: str, ids: list[int], strategy: Strategy) -> Iterator[Batch]:
         """Erase the subject's items of one channel kind, yielding each batch's counts."""
