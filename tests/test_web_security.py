@@ -3,6 +3,7 @@ without lock-out, identical refusals, and no tokens in the access log."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import datetime as dt
 import logging
@@ -322,6 +323,22 @@ def test_failures_older_than_the_window_are_deleted_and_count_from_one_again(
         rows = session.scalars(select(SigninFailure)).all()
         assert sorted(r.failures for r in rows) == [1, 1]  # the address and the account
         assert all(r.last_at == later for r in rows)
+
+
+def test_failures_counted_at_once_by_several_processes_are_all_counted(
+    factory: sessionmaker[Session],
+) -> None:
+    now = dt.datetime.now(dt.UTC)
+    names = throttle.keys("10.0.0.1", "anna@kundo.se")
+
+    def guess(_n: int) -> None:
+        with factory.begin() as session:
+            throttle.failed(session, now, *names)
+
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        list(pool.map(guess, range(40)))
+    with factory() as session:
+        assert sorted(r.failures for r in session.scalars(select(SigninFailure))) == [40, 40]
 
 
 @pytest.mark.parametrize("peer,forwarded,expect", [

@@ -44,9 +44,13 @@ def delay(session: Session, cap: float, now: dt.datetime, *names: str) -> float:
 def failed(session: Session, now: dt.datetime, *names: str) -> None:
     """Count a failure under each key, and delete rows that no longer count."""
     cutoff = now - WINDOW
-    session.execute(delete(SigninFailure).where(SigninFailure.last_at < cutoff))
     for name in names:
         _count(session, _hash(name), now, cutoff)
+    # After counting, and skipping rows another sign-in has locked (they are left for
+    # the next failure): waiting for those could deadlock with that sign-in's counting.
+    stale = (select(SigninFailure.key_hash).where(SigninFailure.last_at < cutoff)
+             .with_for_update(skip_locked=True))
+    session.execute(delete(SigninFailure).where(SigninFailure.key_hash.in_(stale)))
 
 
 def _count(session: Session, key_hash: str, now: dt.datetime, cutoff: dt.datetime) -> None:
