@@ -120,6 +120,9 @@ async def test_four_eyes_in_the_browser(
         assert await anna.get_attribute("h1", "data-state") == "needs_review"
         assert await anna.locator("#approve").count() == 0  # not offered twice
         await anna.screenshot(path=str(ARTIFACTS / "four-eyes-first-en.png"), full_page=True)
+        await anna.goto(f"{base}/requests/{erase_alice}?done=approved_first&lang=sv")
+        assert "annan agent" in (await anna.text_content("#flash") or "")
+        await anna.screenshot(path=str(ARTIFACTS / "four-eyes-first-sv.png"), full_page=True)
 
         adam = await agent("adam@kundo.se")
         assert "anna@kundo.se has approved" in (await adam.text_content("#approve-box") or "")
