@@ -147,6 +147,9 @@ LAYOUT = """() => ({
   }),
 })"""
 
+FOCUS = """() => { const e = document.activeElement, s = getComputedStyle(e);
+  return [e.tagName + ' ' + e.textContent.trim(), s.outlineStyle, parseFloat(s.outlineWidth)]; }"""
+
 
 @pytest.mark.parametrize("width,height", [(1280, 800), (1366, 768)])
 async def test_the_queue_and_request_pages_fit_a_laptop_without_wrapping_references(
@@ -178,4 +181,10 @@ async def test_the_queue_and_request_pages_fit_a_laptop_without_wrapping_referen
                 assert layout["overflow"] <= 0, (path, lang, layout)
                 refs = [r for r in layout["refs"] if erase_alice in r[0]]
                 assert refs and all(lines == 1 for _text, lines in refs), (path, lang, refs)
+        # A keyboard user sees where they are: every control reached by Tab is outlined.
+        await page.goto(f"{base}/")
+        for _ in range(6):
+            await page.keyboard.press("Tab")
+            outline = await page.evaluate(FOCUS)
+            assert outline[1] == "solid" and outline[2] >= 2, outline
         await browser.close()
