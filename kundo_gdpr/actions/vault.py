@@ -108,8 +108,6 @@ Key = tuple[str, int]  # (table, id)
 # Each desk table's columns in the order its before images keep them.
 COLUMNS = {name: [c.name for c in t.columns] for name, t in DESK_TABLES.items()}
 _ID = {name: columns.index("id") for name, columns in COLUMNS.items()}
-# Values JSON keeps as they are; others are tagged (`_encode`).
-_PLAIN = frozenset((str, int, float, bool, type(None)))
 
 
 class VaultError(Exception):
@@ -215,8 +213,8 @@ def _rolled_back(session: Session) -> None:
 event.listen(Session, "after_commit", _unmark)
 
 
-class _Deleted(IteratorResult[Any]):
-    """What a captured DELETE gives its caller: no rows, and how many it deleted."""
+class _Counted(IteratorResult[Any]):
+    """What a captured change gives its caller: no rows, and how many it changed."""
 
     rowcount = 0
 
@@ -239,9 +237,12 @@ def _capture(state: ORMExecuteState) -> Any:
         sets: list[Any] = list(params) if isinstance(params, list) else [params or {}]
         ids = [p["id"] for p in sets]
         where = _among(conn, target.c.id, ids) if ids else None
+    plain = where is not None and not getattr(stmt, "_returning", ())
+    if plain and conn.dialect.name == "postgresql" and stmt.whereclause is not None:
+        return _in_one_statement(conn, target, stmt)
     conn.info[_ARMED] = True
     try:
-        if isinstance(stmt, Delete) and where is not None and not getattr(stmt, "_returning", ()):
+        if isinstance(stmt, Delete) and plain:
             return _delete(conn, capture, target, stmt, where)
         if where is not None:
             op = "delete" if state.is_delete else "update"
@@ -253,14 +254,23 @@ def _capture(state: ORMExecuteState) -> Any:
         conn.info.pop(_ARMED, None)
 
 
+def _in_one_statement(conn: Connection, target: Table, stmt: Update | Delete) -> _Counted:
+    """PostgreSQL: the change as a data-modifying CTE, so that its images (and its
+    cascades') are kept in the statement itself (`_capture_in_statement`)."""
+    part = stmt.returning(target.c.id).cte("vault_change")
+    result = _Counted(SimpleResultMetaData([]), iter(()))
+    result.rowcount = int(conn.execute(select(func.count()).select_from(part)).scalar_one())
+    return result
+
+
 def _delete(conn: Connection, capture: Capture, target: Table, stmt: Delete,
-            where: Any) -> _Deleted:
+            where: Any) -> _Counted:
     """The DELETE returns its rows' images itself (one statement, not a read before
     it); what it reaches through foreign keys is read first, as that is gone after."""
     _reached(conn, capture, target, select(target.c.id).where(where).correlate(None))
     rows = conn.execute(stmt.returning(*_raw_columns(target))).all()
     capture.add(target.name, "delete", rows)
-    result = _Deleted(SimpleResultMetaData([]), iter(()))
+    result = _Counted(SimpleResultMetaData([]), iter(()))
     result.rowcount = len(rows)
     return result
 
@@ -470,16 +480,19 @@ def _window(session: Session, watch: Watch) -> UndoWindow:
 def seal(key: bytes, aad: bytes, capture: Capture) -> tuple[bytes, bytes]:
     """One blob for the batch: per table its column names, rows and deleted ids,
     as compact JSON (version 2), compressed, then AES-GCM with a fresh nonce."""
-    tables = [[name, COLUMNS[name], [_row(r) for r in rows.values()],
-               sorted(capture.deleted.get(name, ()))]
+    tables = [[name, COLUMNS[name], list(rows.values()), sorted(capture.deleted.get(name, ()))]
               for name, rows in capture.rows.items() if rows]
-    plain = json.dumps({"v": 2, "t": tables}, separators=(",", ":")).encode()
+    # The encoder's `default` sees only what JSON has no form for: no Python per row.
+    plain = json.dumps({"v": 2, "t": tables}, separators=(",", ":"), default=_tagged).encode()
     nonce = os.urandom(12)
     return nonce, AESGCM(key).encrypt(nonce, zlib.compress(plain, 1), aad)
 
 
-def _row(row: tuple[Any, ...]) -> list[Any]:
-    return [v if type(v) in _PLAIN else _encode(v) for v in row]
+def _tagged(value: Any) -> Any:
+    encoded = _encode(value)
+    if encoded is value:  # a subclass of a plain type, say
+        raise VaultError(f"the undo vault cannot keep a {type(value).__name__} value")
+    return encoded
 
 
 def unseal(key: bytes, aad: bytes, nonce: bytes, sealed: bytes) -> list[Image]:
