@@ -267,7 +267,11 @@ def _delete(conn: Connection, capture: Capture, target: Table, stmt: Delete,
             where: Any) -> _Counted:
     """The DELETE returns its rows' images itself (one statement, not a read before
     it); what it reaches through foreign keys is read first, as that is gone after."""
-    _reached(conn, capture, target, select(target.c.id).where(where).correlate(None))
+    # The ids first: SQLite plans `child.fk IN (<list>)` with the child's index, and
+    # `IN (<subquery>)` at times as a scan of the child table.
+    doomed = list(conn.scalars(select(target.c.id).where(where)))
+    if doomed:
+        _reached(conn, capture, target, doomed)
     rows = conn.execute(stmt.returning(*_raw_columns(target))).all()
     capture.add(target.name, "delete", rows)
     result = _Counted(SimpleResultMetaData([]), iter(()))
@@ -285,18 +289,14 @@ def _raw_columns(target: Table) -> list[Any]:
     return [column(c.name) for c in target.columns]
 
 
-def _among(conn: Connection, key: Any, ids: list[int] | Select[Any]) -> Any:
-    """`key` is one of `ids` (a list, or a SELECT of them)."""
-    if isinstance(ids, Select):
-        return key.in_(ids.scalar_subquery())
+def _among(conn: Connection, key: Any, ids: list[int]) -> Any:
     # PostgreSQL: one array parameter, not thousands (parsed and planned once).
     if conn.dialect.name == "postgresql":
         return key == any_(bindparam(None, ids, type_=ARRAY(Integer)))
     return key.in_(ids)
 
 
-def _reached(conn: Connection, capture: Capture, parent: Table,
-             doomed: list[int] | Select[Any]) -> None:
+def _reached(conn: Connection, capture: Capture, parent: Table, doomed: list[int]) -> None:
     """Keep the rows that deleting `doomed` (ids of `parent`) changes through foreign
     keys: ON DELETE CASCADE deletes them, SET NULL changes them."""
     for child in DESK_TABLES.values():
