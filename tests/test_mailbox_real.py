@@ -370,8 +370,12 @@ def test_sigterm_is_honoured_while_the_worker_backs_off_from_a_dead_imap_server(
     time.sleep(1.5)  # connected and idling
     dovecot.stop()
     # Reconnecting fails again and again; the pause between tries doubles
-    # (0.5, 1, 2, 4, 8 s ...), so by now the worker sleeps in a long one.
-    time.sleep(10)
+    # (0.5, 1, 2, 4, 8 s ...; a wait for mail cuts its own to poll_seconds), so
+    # after the sixth failure the worker sleeps in a long one (8 s): counted in
+    # its log rather than guessed from the clock.
+    assert wait_until(lambda: worker.log.read_text().count(
+        "IMAP connection to 127.0.0.1 lost") >= 6, 60), worker.log.read_text()
+    time.sleep(0.5)  # well into that pause
     assert worker.process.poll() is None
     stopped = time.monotonic()
     assert worker.stop() == 0
