@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import os
 import random
@@ -21,7 +22,6 @@ from sqlalchemy import Engine, func, select
 
 from kundo_gdpr import db
 from kundo_gdpr.config import Config, ConfigError, ImapConfig, SmtpConfig, from_dict
-from kundo_gdpr.desk.seed import seed_demo
 from kundo_gdpr.intake.imap import ImapSource
 from kundo_gdpr.models import Event, InboundMail, OutboundMail, Request
 from kundo_gdpr.replies.smtp import SmtpTransport
@@ -29,6 +29,7 @@ from kundo_gdpr.stages.driver import Worker
 from tests import servers
 from tests.helpers import SV_ASSERTION, request_mail
 from tests.servers import Dovecot, SmtpServer
+from tests.templates import Templates, build
 
 # The server fixtures live in tests/servers.py, not in conftest.py.
 dovecot = servers.dovecot
@@ -49,11 +50,14 @@ def erase_mail(n: int) -> bytes:
 
 
 @pytest.fixture
-def engine(tmp_path: Path) -> Iterator[Engine]:
-    eng = db.make_engine(f"sqlite:///{tmp_path / 'imap.sqlite3'}")
-    db.upgrade(eng)
-    with db.session_factory(eng).begin() as session:
-        seed_demo(session)
+def engine(tmp_path: Path, templates: Templates) -> Iterator[Engine]:
+    """The workers' SQLite file, migrated and seeded: a copy of the session's
+    template (tests/templates.py)."""
+    path = tmp_path / "imap.sqlite3"
+    copied = templates.sqlite_copy("world", path)
+    eng = db.make_engine(f"sqlite:///{path}")
+    if not copied:
+        build(eng, "world")
     yield eng
     eng.dispose()
 
@@ -200,9 +204,12 @@ def test_replies_wait_in_the_outbox_while_smtp_is_down_and_go_out_once_it_is_bac
         assert len(replies) == 2
         assert {r.state for r in replies} == {"queued"}
         assert all(r.last_error for r in replies)
+        due = max(r.next_attempt_at for r in replies)
 
     smtp_server.start()
-    time.sleep(0.5)  # past the first retry's backoff
+    # Past the retries' backoff: how many attempts the first run made (and so how
+    # long the next waits) depends on how fast its passes went.
+    time.sleep(max(0.0, (due - dt.datetime.now(dt.UTC)).total_seconds()) + 0.05)
     run_all(worker)
 
     with db.session_factory(engine)() as session:
