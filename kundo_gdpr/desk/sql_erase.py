@@ -105,11 +105,10 @@ class SqlEraser:
         # the other customer without the subject's name and address.
         yield from self._messages(ownership.mail_message_ids(self.subject, ids),
                                   MailMessage, Attachment.mail_message_id)
-        for batch in self._batches(self._conversations(ids)):
-            gone = self._run(delete(MailConversation).where(
-                self._in(MailConversation.id, batch),
-                ~exists().where(MailMessage.conversation_id == MailConversation.id)))
-            yield {"conversations": gone, "anonymised": self._anonymise_conversations(batch)}
+        yield from self._owners(
+            self._conversations(ids), MailConversation, "conversations",
+            ~exists().where(MailMessage.conversation_id == MailConversation.id),
+            {"customer_email": None, "customer_name": None, "customer_key": None})
 
     def _mail_messages(self, ids: list[int]) -> Iterator[Batch]:
         # Only what the subject sent goes; the conversation stays for the
@@ -151,8 +150,37 @@ class SqlEraser:
                        MailConversation.channel_id.in_(ids))
                 .order_by(MailConversation.id))
 
+    def _owners(self, match: Select[int], model: Any, name: str, empty: ColumnElement[bool],
+                cleared: dict[str, None]) -> Iterator[Batch]:
+        """The subject's conversations or sessions, after their messages went:
+        deleted when `empty`, the others kept with the `cleared` columns emptied."""
+        if self.one_statement:
+            page = match.limit(BATCH).cte("page")
+            gone = _gone(delete(model).where(model.id.in_(select(page.c.id)), empty),
+                         model.id, name)
+            yield from self._in_one_statement(page, {
+                name: gone,
+                "anonymised": _gone(update(model).where(
+                    model.id.in_(select(page.c.id)), model.id.not_in(select(gone.c.id)))
+                    .values(cleared), model.id, "anonymised"),
+            })
+            return
+        for batch in self._batches(match):
+            deleted = self._run(delete(model).where(self._in(model.id, batch), empty))
+            kept = self._run(update(model).where(self._in(model.id, batch)).values(cleared))
+            yield {name: deleted, "anonymised": kept}
+
     def _messages(self, match: Select[int], model: Any, attached: Any) -> Iterator[Batch]:
         """Delete the matching messages and their attachments, a batch at a time."""
+        if self.one_statement:
+            page = match.limit(BATCH).cte("page")
+            yield from self._in_one_statement(page, {
+                "attachments": _gone(delete(Attachment).where(
+                    attached.in_(select(page.c.id))), Attachment.id, "attachments"),
+                "messages": _gone(delete(model).where(model.id.in_(select(page.c.id))),
+                                  model.id, "messages"),
+            })
+            return
         for batch in self._batches(match):
             yield {
                 "attachments": self._run(delete(Attachment).where(self._in(attached, batch))),
@@ -271,13 +299,11 @@ class SqlEraser:
         # their name, address and IP) where another visitor wrote too.
         yield from self._messages(ownership.chat_message_ids(self.subject, ids),
                                   ChatMessage, Attachment.chat_message_id)
-        for batch in self._batches(self._sessions(ids)):
-            gone = self._run(delete(ChatSession).where(
-                self._in(ChatSession.id, batch),
-                ~exists().where(ChatMessage.session_id == ChatSession.id)))
-            kept = self._run(update(ChatSession).where(self._in(ChatSession.id, batch)).values(
-                visitor_email=None, visitor_name=None, visitor_key=None, visitor_ip=None))
-            yield {"sessions": gone, "anonymised": kept}
+        yield from self._owners(
+            self._sessions(ids), ChatSession, "sessions",
+            ~exists().where(ChatMessage.session_id == ChatSession.id),
+            {"visitor_email": None, "visitor_name": None, "visitor_key": None,
+             "visitor_ip": None})
 
     def _count_chat(self, ids: list[int]) -> Batch:
         messages = ownership.chat_message_ids(self.subject, ids)
@@ -332,6 +358,8 @@ class SqlEraser:
         """Pages of matching ids; the caller removes each page from the match."""
         while batch := list(self.session.scalars(match.limit(BATCH))):
             yield batch
+            if len(batch) < BATCH:  # the last: asking again would find nothing
+                return
 
     def _run(self, stmt: Any) -> int:
         # No ORM session sync: nothing of these rows is loaded, and syncing
