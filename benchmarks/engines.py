@@ -1,13 +1,17 @@
 """Erase, export and lookup on a generated desk: our engines against raw baselines.
 
-    python benchmarks/engines.py --items 100000
+    python benchmarks/engines.py --items 1000000 --keep /var/tmp/bench
 
-SQLite always; PostgreSQL too when KUNDO_GDPR_TEST_DATABASE_URL is set (two
-throwaway databases are created and dropped). Every timed erase commits, on a
-fresh copy of the generated desk (a file copy; CREATE DATABASE … TEMPLATE), so
-ours (a transaction per batch) and the baseline (one transaction) each start
-from the same desk. Each export runs in its own process, so its peak RSS is
-its own.
+SQLite always; PostgreSQL too when KUNDO_GDPR_TEST_DATABASE_URL is set
+(throwaway databases are created and dropped; with --keep the generated
+erase desk stays, for the next run of the same size). Every timed erase
+commits, on a fresh copy of the generated desk (a file copy; CREATE DATABASE
+… TEMPLATE), so ours (a transaction per batch) and the baseline (one
+transaction) each start from the same desk, and the end state after each is
+compared: the baseline is hand-written SQL with the same effect. The erases
+run on one engine that outlives the copies, as a worker's does; the first
+erase of it (compiling our statements) is printed apart. Each export runs in
+its own process, so its peak RSS is its own.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from typing import Any
 
 from openpyxl import Workbook
 from sqlalchemy import Engine, create_engine, func, insert, make_url, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -365,17 +370,24 @@ def baseline_sql(ids: str, dialect: str, subject: str) -> list[str]:
 
 
 def end_state(engine: Engine) -> str:
-    """A digest of every row of the tables an erase touches, in id order."""
+    """A digest of every row of the tables an erase touches, in id order.
+
+    Read through the driver's own cursor: SQLAlchemy's row objects made this
+    cost seconds a run at a million items.
+    """
     digest = hashlib.sha256()
-    with engine.connect() as conn:
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
         for table in ERASED_TABLES:
-            rows = conn.execution_options(yield_per=20000).execute(
-                text(f"SELECT * FROM {table} ORDER BY id"))
+            cursor.execute(f"SELECT * FROM {table} ORDER BY id")
             count = 0
-            for row in rows:
-                digest.update(repr(tuple(row)).encode())
-                count += 1
+            while rows := cursor.fetchmany(20000):
+                digest.update(repr(rows).encode())
+                count += len(rows)
             digest.update(f"{table}:{count}".encode())
+    finally:
+        raw.close()
     return digest.hexdigest()
 
 
@@ -652,9 +664,13 @@ def bench(backend: Backend, export_url: str, items: int, subject_items: int,
     engine = backend.engine()
     db.upgrade(engine)
     start = time.perf_counter()
-    generate(engine, items, subject_items)
-    add_request(engine)
-    print(f"\n== {backend.name}: {items} items generated in {time.perf_counter() - start:.1f}s")
+    if _whole(backend.url):
+        print(f"\n== {backend.name}: {items} items, the desk kept from an earlier run")
+    else:
+        generate(engine, items, subject_items)
+        add_request(engine)
+        print(f"\n== {backend.name}: {items} items generated in "
+              f"{time.perf_counter() - start:.1f}s")
     with Session(engine) as session:
         counts = open_desk("sql", session).count(SUBJECT, channels(session))
         print("   subject's items:", counts)
@@ -672,18 +688,48 @@ def bench(backend: Backend, export_url: str, items: int, subject_items: int,
     bench_export(export_url, repeat)
 
 
-def backends(tmp: Path) -> Iterator[tuple[Backend, str, Callable[[], None]]]:
-    yield (SqliteBackend("SQLite", f"sqlite:///{tmp / 'bench.sqlite3'}"),
+def _whole(url: str) -> bool:
+    """A kept desk is whole: its request, written last, is there."""
+    engine = db.make_engine(url)
+    try:
+        with engine.connect() as conn:
+            return bool(conn.scalar(text("SELECT count(*) FROM requests")))
+    except DBAPIError:  # no such table: not even migrated
+        return False
+    finally:
+        engine.dispose()
+
+
+def backends(tmp: Path, keep: Path | None,
+             desk: str) -> Iterator[tuple[Backend, str, Callable[[], None]]]:
+    """Each database's backend, export desk and cleanup. With `keep`, the erase
+    desk (named by its size, `desk`) is kept there or in a database of that name
+    and used again by the next run of the same size."""
+    kept = keep / f"{desk}.sqlite3" if keep else tmp / "bench.sqlite3"
+    if keep and kept.exists() and not _whole(f"sqlite:///{kept}"):
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{kept}{suffix}").unlink(missing_ok=True)
+    yield (SqliteBackend("SQLite", f"sqlite:///{kept}"),
            f"sqlite:///{tmp / 'export.sqlite3'}", lambda: None)
     base = os.environ.get("KUNDO_GDPR_TEST_DATABASE_URL")
     if base:
         admin = create_engine(base, isolation_level="AUTOCOMMIT")
-        names = [f"bench_{uuid.uuid4().hex[:8]}" for _ in range(2)]
+        names = [f"bench_{desk}" if keep else f"bench_{uuid.uuid4().hex[:8]}",
+                 f"bench_{uuid.uuid4().hex[:8]}"]
         with admin.connect() as conn:
             for name in names:
-                conn.execute(text(f"CREATE DATABASE {name}"))
+                if not conn.scalar(text("SELECT count(*) FROM pg_database WHERE datname = :n"),
+                                   {"n": name}):
+                    conn.execute(text(f"CREATE DATABASE {name}"))
+        if keep:  # kept for the next run; a half-made one is made again
+            url = make_url(base).set(database=names[0]).render_as_string(hide_password=False)
+            if not _whole(url):
+                with admin.connect() as conn:
+                    conn.execute(text(f"DROP DATABASE {names[0]} WITH (FORCE)"))
+                    conn.execute(text(f"CREATE DATABASE {names[0]}"))
+            names = names[1:]
         urls = [make_url(base).set(database=n).render_as_string(hide_password=False)
-                for n in names]
+                for n in ([f"bench_{desk}"] if keep else []) + names]
         backend = PostgresBackend("PostgreSQL", urls[0], admin)
 
         def drop() -> None:
@@ -710,10 +756,16 @@ def main() -> None:
                         help="run one database only")
     parser.add_argument("--naive-sample", type=int, default=200,
                         help="rows the naive ORM loop deletes before extrapolating")
+    parser.add_argument("--keep", type=Path, default=None,
+                        help="keep the generated erase desk (SQLite: in this folder; "
+                        "PostgreSQL: database bench_desk_ITEMS_SUBJECTITEMS) and use it "
+                        "again in the next run of the same size: a million items take "
+                        "minutes to generate")
     args = parser.parse_args()
     subject_items = args.subject_items or max(args.items // 200, 10)
+    desk = f"desk_{args.items}_{subject_items}"
     with tempfile.TemporaryDirectory() as tmp:
-        for backend, export_url, cleanup in backends(Path(tmp)):
+        for backend, export_url, cleanup in backends(Path(tmp), args.keep, desk):
             if args.only and backend.name.lower() != args.only:
                 cleanup()
                 continue

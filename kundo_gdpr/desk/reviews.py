@@ -15,7 +15,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, LargeBinary, and_, bindparam, func, or_, select, true
+from sqlalchemy import (
+    ColumnElement,
+    LargeBinary,
+    and_,
+    bindparam,
+    func,
+    literal,
+    or_,
+    select,
+    true,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from kundo_gdpr.desk.forms import address_pattern
@@ -53,19 +64,22 @@ def tagged(session: Session, key: str, channel_ids: Sequence[int], kind: str) ->
     local, _, domain = key.rpartition("@")
     if not local or "+" in local:
         return []
-    found: list[Mention] = []
-    for model, column, channel, join in _owners(kind):
+    owners = _owners(kind)
+    parts = []
+    for n, (model, column, channel, join) in enumerate(owners):
         # A key range ("anna+" up to "anna,"), served by the key's index,
         # then the domain among the few rows in it.
         escaped = domain.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        stmt = select(model.id).where(column >= f"{local}+", column < f"{local},",
-                                      column.like(f"%@{escaped}", escape="\\"),
-                                      channel.in_(list(channel_ids)))
+        stmt = select(literal(n).label("owner"), model.id.label("id")).where(
+            column >= f"{local}+", column < f"{local},",
+            column.like(f"%@{escaped}", escape="\\"), channel.in_(list(channel_ids)))
         if join is not None:
             stmt = stmt.join(*join)
-        found += [Mention(kind, model.__tablename__, i, "tag")
-                  for i in session.scalars(stmt.order_by(model.id))]
-    return found
+        parts.append(stmt)
+    # One round trip for the kind's owner columns, in their order.
+    both = union_all(*parts).subquery()
+    rows = session.execute(select(both.c.owner, both.c.id).order_by(both.c.owner, both.c.id))
+    return [Mention(kind, owners[n][0].__tablename__, i, "tag") for n, i in rows]
 
 
 def _owners(kind: str) -> list[tuple[Any, Any, Any, tuple[Any, Any] | None]]:
