@@ -625,7 +625,7 @@ def lookup(engine: Engine) -> tuple[float, int, list[str]]:
     """All of the subject's items (the three item roots), timed together."""
     with Session(engine) as session:
         ids = ", ".join(str(c.id) for c in channels(session))
-    prefix = "EXPLAIN QUERY PLAN " if engine.dialect.name == "sqlite" else "EXPLAIN "
+    prefix = "EXPLAIN QUERY PLAN " if engine.dialect.name == "sqlite" else "EXPLAIN ANALYZE "
     times, found, plan = [], 0, []
     with engine.connect() as conn:
         for _ in range(5):
