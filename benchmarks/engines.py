@@ -405,7 +405,10 @@ def erase_naive(engine: Engine, sample: int) -> tuple[float, int, int]:
         stmt = select(ForumPost).where(ForumPost.author_key == SUBJECT,
                                        ForumPost.channel_id.in_(ids))
         total = session.scalar(select(func.count()).select_from(stmt.subquery())) or 0
-        posts = list(session.scalars(stmt.limit(sample)))
+        # Replies first: deleting an opener takes its replies with it (ON DELETE
+        # CASCADE), and a reply loaded before that would be gone when its turn came.
+        posts = list(session.scalars(
+            stmt.order_by(ForumPost.topic_id.is_(None), ForumPost.id).limit(sample)))
         start = time.perf_counter()
         for post in posts:
             session.delete(post)
