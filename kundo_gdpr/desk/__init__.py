@@ -22,13 +22,16 @@ from kundo_gdpr.desk.protocol import (
     OrganizationRef,
     Strategy,
 )
-from kundo_gdpr.desk.sql import SqlDesk, purge_tables
+from kundo_gdpr.desk.sql import SqlDesk, analyse_tables, purge_tables
 
 REGISTRY: dict[str, Callable[[Session], DeskStore]] = {"sql": SqlDesk}
 # After an erase, outside any transaction: the erased bytes out of the
 # database's files (WAL, full-text index, dead tuples). A host desk in
 # another database registers its own, or nothing.
 PURGERS: dict[str, Callable[[Engine], None]] = {"sql": purge_tables}
+# Before a ledger replay, which runs after a restore: planner statistics for
+# tables that have none yet.
+ANALYSERS: dict[str, Callable[[Engine], None]] = {"sql": analyse_tables}
 
 
 def open_desk(name: str, session: Session) -> DeskStore:
@@ -38,6 +41,11 @@ def open_desk(name: str, session: Session) -> DeskStore:
 def purge(name: str, engine: Engine) -> None:
     if (purger := PURGERS.get(name)) is not None:
         purger(engine)
+
+
+def analyse(name: str, engine: Engine) -> None:
+    if (analyser := ANALYSERS.get(name)) is not None:
+        analyser(engine)
 
 
 __all__ = [
@@ -51,6 +59,7 @@ __all__ = [
     "Mention",
     "OrganizationRef",
     "Strategy",
+    "analyse",
     "open_desk",
     "purge",
 ]

@@ -51,6 +51,11 @@ def purge_tables(engine: Engine) -> None:
     db.purge(engine, sql_erase.ERASED_TABLES)
 
 
+def analyse_tables(engine: Engine) -> None:
+    """Before a replay after a restore: see `kundo_gdpr.db.analyse_unanalysed`."""
+    db.analyse_unanalysed(engine, sql_erase.ERASED_TABLES)
+
+
 class SqlDesk:
     def __init__(self, session: Session) -> None:
         self.session = session

@@ -30,7 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from kundo_gdpr import audit
 from kundo_gdpr.config import Config
-from kundo_gdpr.desk import ChannelRef, Counts, DeskStore, Strategy, open_desk
+from kundo_gdpr.desk import ChannelRef, Counts, DeskStore, Strategy, analyse, open_desk
 from kundo_gdpr.models import Request, utcnow
 from kundo_gdpr.models.queue import DONE
 from kundo_gdpr.records.hashing import KeyRing, key_ring
@@ -174,6 +174,8 @@ def replay(
     if bad:
         report.skipped.append(Skipped("bad_line", len(bad), [str(n) for n in bad]))
     with factory() as session:
+        # A restored database has no planner statistics yet (see db.analyse_unanalysed).
+        analyse(config.desk.store, session.get_bind().engine)
         desk = open_desk(config.desk.store, session)
         matches = _matches(desk, ring, entries, report)
         _not_in_ledger(session, entries, report, since)
