@@ -610,8 +610,10 @@ def export_bare(desk: Any, refs: list[ChannelRef], path: Path) -> int:
 def bench_export(url: str, repeat: int) -> None:
     runs: dict[str, list[dict[str, float]]] = {"ours": [], "ours-xlsx": [], "baseline": []}
     with tempfile.TemporaryDirectory() as folder:
-        for _ in range(repeat):
-            for which in runs:
+        for round_ in range(repeat):
+            # Every other round in the opposite order, so neither side always
+            # runs first (a cold server cache, a busy neighbour).
+            for which in list(runs)[:: 1 if round_ % 2 == 0 else -1]:
                 out = subprocess.run(
                     [sys.executable, __file__, "--export-child", url, which, folder],
                     check=True, capture_output=True, text=True).stdout

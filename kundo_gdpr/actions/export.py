@@ -32,6 +32,9 @@ ZIP = "application/zip"
 WIDTHS = {"body": 80, "title": 40, "conversation_subject": 40, "date": 20, "from": 30, "to": 30}
 CELL_LIMIT = 32767
 _ERRORS = frozenset(ERROR_CODES)
+_ZERO = dt.timedelta(0)
+# One encoder for every row: json.dumps with an option builds a new one per call.
+_encode = json.JSONEncoder(ensure_ascii=False).encode
 # SpreadsheetML strings escape characters XML cannot carry as _xHHHH_
 # (ECMA-376 Part 1, ST_Xstring); a text that already looks like an escape has
 # its underscore escaped, so it reads back as written.
@@ -81,12 +84,18 @@ def _write_sheet(
     js.open_sheet(sheet.kind, sheet.columns)
     rows = 0
     for row in sheet.rows:
-        values = [v.astimezone(dt.UTC).replace(tzinfo=None) if isinstance(v, dt.datetime)
-                  else v for v in row]
+        values = [_naive_utc(v) if isinstance(v, dt.datetime) else v for v in row]
         ws.append([_cell(ws, v, marker) if type(v) is str else v for v in values])
         js.row(values)
         rows += 1
     return rows
+
+
+def _naive_utc(value: dt.datetime) -> dt.datetime:
+    """Excel has no time zones: every time in the export is UTC, as the summary says."""
+    if value.tzinfo is None or value.utcoffset() == _ZERO:
+        return value.replace(tzinfo=None)
+    return value.astimezone(dt.UTC).replace(tzinfo=None)
 
 
 def _write_summary(ws: WriteOnlyWorksheet, header: ExportHeader, counts: dict[str, int]) -> None:
@@ -114,7 +123,8 @@ def _write_summary(ws: WriteOnlyWorksheet, header: ExportHeader, counts: dict[st
 
 def _cell(ws: WriteOnlyWorksheet, value: str, marker: str) -> Any:
     """A text value as Excel will show it: never a formula, never an error code."""
-    if ILLEGAL_CHARACTERS_RE.search(value):
+    # Most texts are printable but for line breaks; only the rest need the search.
+    if not value.isprintable() and ILLEGAL_CHARACTERS_RE.search(value):
         value = ILLEGAL_CHARACTERS_RE.sub("", value)
     if len(value) > CELL_LIMIT:
         value = value[: CELL_LIMIT - len(marker)] + marker
@@ -137,7 +147,7 @@ def _xstring(value: str) -> str:
     would read a lone CR as a line feed), and nothing else changes."""
     if "_x" in value:
         value = _LOOKS_ESCAPED.sub(r"_x005F_\1", value)
-    return value.replace("\r", "_x000D_")
+    return value.replace("\r", "_x000D_") if "\r" in value else value
 
 
 class _JsonFile:
@@ -177,7 +187,7 @@ class _JsonFile:
             return
         item = {c: v.isoformat() + "Z" if isinstance(v, dt.datetime) else v
                 for c, v in zip(self.columns, values, strict=True)}
-        self.out.write(("," if self.rows else "") + "\n" + json.dumps(item, ensure_ascii=False))
+        self.out.write(("," if self.rows else "") + "\n" + _encode(item))
         self.rows += 1
 
     def close(self, counts: dict[str, int]) -> None:
