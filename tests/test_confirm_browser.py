@@ -14,8 +14,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from kundo_gdpr.config import Config
 from kundo_gdpr.stages import confirm
 from kundo_gdpr.web import make_app
+from tests.browser import Looks
 from tests.test_confirm import _request, asked, confirm_config  # noqa: F401  (fixtures)
-from tests.test_web_browser import ARTIFACTS, chromium  # noqa: F401  (fixture)
+from tests.test_web_browser import chromium  # noqa: F401  (fixture)
 
 
 async def test_the_editor_opens_the_link_presses_the_button_and_a_second_press_is_refused(
@@ -26,23 +27,12 @@ async def test_the_editor_opens_the_link_presses_the_button_and_a_second_press_i
     factory: sessionmaker[Session],
     chromium: str,  # noqa: F811
 ) -> None:
-    from axe_playwright_python.async_playwright import Axe
-    from playwright.async_api import Page, async_playwright
+    from playwright.async_api import async_playwright
 
     server = await aiohttp_server(make_app(confirm_config, engine))
     link = f"http://{server.host}:{server.port}/confirm/{asked}"
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    axe = Axe()
-    violations: dict[str, list[str]] = {}
-
-    async def look(page: Page, name: str) -> None:
-        await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-        results = await axe.run(page)
-        assert results.response["passes"], name  # axe did look at the page
-        bad = [f"{v['id']}: {v['help']}" for v in results.response["violations"]
-               if v["impact"] in ("serious", "critical")]
-        if bad:
-            violations[name] = bad
+    looks = Looks()
+    look = looks.look
 
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=chromium, headless=True,
@@ -69,4 +59,4 @@ async def test_the_editor_opens_the_link_presses_the_button_and_a_second_press_i
             await look(page, f"confirm-used-{lang}")
         assert "already been used" in (await page.text_content("[role=alert]") or "")
         await browser.close()
-    assert violations == {}
+    assert looks.violations == {}

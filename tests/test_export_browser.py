@@ -15,10 +15,11 @@ from sqlalchemy import Engine
 
 from kundo_gdpr.config import Config
 from kundo_gdpr.web import i18n, make_app
+from tests.browser import Looks
 from tests.test_pipeline import run_all, worker_for
 from tests.test_web import PASSWORD, agents  # noqa: F401  (fixture)
 from tests.test_web_approve import export_bertil  # noqa: F401  (fixture)
-from tests.test_web_browser import ARTIFACTS, chromium  # noqa: F401  (fixture)
+from tests.test_web_browser import chromium  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("agents")
 LANGS = ("sv", "en")
@@ -43,25 +44,13 @@ async def test_an_export_is_approved_confirmed_and_done_in_export_words_in_both_
     aiohttp_server: Callable[..., Awaitable[Any]], config: Config, engine: Engine,
     export_bertil: str, chromium: str,  # noqa: F811
 ) -> None:
-    from axe_playwright_python.async_playwright import Axe
     from playwright.async_api import Page, async_playwright
 
     server = await aiohttp_server(make_app(config, engine))
     base = f"http://{server.host}:{server.port}"
     request_page = f"{base}/requests/{export_bertil}"
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    axe = Axe()
-    violations: dict[str, list[str]] = {}
-
-    async def look(page: Page, name: str) -> None:
-        """Screenshot the page and record axe-core's serious and critical findings."""
-        await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-        results = await axe.run(page)
-        assert results.response["passes"], name  # axe did look at the page
-        bad = [f"{v['id']}: {v['help']}" for v in results.response["violations"]
-               if v["impact"] in ("serious", "critical")]
-        if bad:
-            violations[name] = bad
+    looks = Looks()
+    look = looks.look
 
     async def text(page: Page, selector: str) -> str | None:
         found: str | None = await page.evaluate(TEXT_OF, selector)
@@ -138,4 +127,4 @@ async def test_an_export_is_approved_confirmed_and_done_in_export_words_in_both_
             _no_erase_words(lang, await text(page, "#replies"), "replies")
             await look(page, f"export-done-{lang}")
         await browser.close()
-    assert violations == {}
+    assert looks.violations == {}

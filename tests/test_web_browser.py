@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -13,13 +12,13 @@ from sqlalchemy import Engine
 
 from kundo_gdpr.config import Config
 from kundo_gdpr.web import make_app
+from tests.browser import ARTIFACTS
 from tests.conftest import need_server
 from tests.helpers import outbox_messages
 from tests.test_pipeline import run_all, worker_for
 from tests.test_web import PASSWORD, agents, erase_alice  # noqa: F401  (fixtures)
 
 CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = Path(os.environ.get("KUNDO_GDPR_ARTIFACTS", "test-artifacts"))
 
 
 @pytest.fixture

@@ -13,9 +13,10 @@ from sqlalchemy import Engine
 
 from kundo_gdpr.config import Config
 from kundo_gdpr.web import make_app
+from tests.browser import ARTIFACTS, Looks
 from tests.test_pipeline import run_all, worker_for
 from tests.test_web import PASSWORD, agents, erase_alice  # noqa: F401  (fixtures)
-from tests.test_web_browser import ARTIFACTS, chromium  # noqa: F401  (fixture)
+from tests.test_web_browser import chromium  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.usefixtures("agents")
 # (name, path) of each page; {ref} is a request waiting for review.
@@ -36,14 +37,11 @@ async def test_every_page_has_no_serious_accessibility_violation_in_either_langu
     aiohttp_server: Callable[..., Awaitable[Any]], config: Config, engine: Engine,
     erase_alice: str, chromium: str,  # noqa: F811
 ) -> None:
-    from axe_playwright_python.async_playwright import Axe
     from playwright.async_api import async_playwright
 
     server = await aiohttp_server(make_app(config, engine))
     base = f"http://{server.host}:{server.port}"
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    axe = Axe()
-    found: dict[str, list[str]] = {}
+    looks = Looks()
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=chromium, headless=True,
                                           args=["--no-sandbox"])
@@ -55,14 +53,7 @@ async def test_every_page_has_no_serious_accessibility_violation_in_either_langu
         async def check(name: str, path: str, lang: str) -> None:
             sep = "&" if "?" in path else "?"
             await page.goto(f"{base}{path.format(ref=erase_alice)}{sep}lang={lang}")
-            await page.screenshot(path=str(ARTIFACTS / f"{name}-{lang}.png"), full_page=True)
-            results = await axe.run(page)
-            assert results.response["passes"], name  # axe did look at the page
-            bad = [f"{v['id']}: {v['help']} ({len(v['nodes'])})"
-                   for v in results.response["violations"]
-                   if v["impact"] in ("serious", "critical")]
-            if bad:
-                found[f"{name}-{lang}"] = bad
+            await looks.look(page, f"{name}-{lang}")
 
         for lang in ("sv", "en"):
             for name, path in PUBLIC:
@@ -83,7 +74,7 @@ async def test_every_page_has_no_serious_accessibility_violation_in_either_langu
             await check(*AFTER[1], lang)
             assert await page.get_attribute("h1", "data-state") == "done"
         await browser.close()
-    assert found == {}
+    assert looks.violations == {}
 
 
 async def test_four_eyes_in_the_browser(
