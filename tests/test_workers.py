@@ -278,7 +278,9 @@ def test_chaos_three_workers_killed_at_random_and_the_database_restarted(
 
     # Kills and the restart are tied to progress, not to the clock: a fast machine
     # finishes before any fixed moment, a slow one long after it.
-    kill_at = sorted(rng.sample(range(1, total * 3 // 4), 5))
+    # Not every request ends done (a repeated erasure waits for an agent), so the
+    # kills fall within the first half of the done count, which every run reaches.
+    kill_at = sorted(rng.sample(range(1, total // 2), 5))
     restart_at = total // 2
     try:
         for slot in (1, 2, 3):
