@@ -57,10 +57,10 @@ from sqlalchemy.orm import Session, sessionmaker
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.engines import (
-    CHANNELS,
     LOOKUPS,
     WORDS,
     add_request,
+    bench_organization,
     channels,
     erase_baseline,
 )
@@ -68,7 +68,6 @@ from kundo_gdpr import db
 from kundo_gdpr.actions.erase import erase_subject
 from kundo_gdpr.desk import Strategy, open_desk, purge
 from kundo_gdpr.identity import key
-from kundo_gdpr.models import Channel, Organization
 from tests.postgres import DB_NAME, PrivatePostgres, _os_user, postgres_bin
 from tests.servers import free_port
 
@@ -437,14 +436,7 @@ def generate(server: Server, plan: Plan) -> None:
     engine = db.make_engine(server.url)
     db.upgrade(engine)
     with Session(engine) as session, session.begin():
-        org = Organization(name="Bench AB", slug="bench", language="sv")
-        org.channels = [Channel(kind=("mail", "forum", "chat")[i % 3], name=f"c{i}")
-                        for i in range(CHANNELS)]
-        session.add(org)
-        session.flush()
-        by_kind: dict[str, list[int]] = {"mail": [], "forum": [], "chat": []}
-        for channel in org.channels:
-            by_kind[channel.kind].append(channel.id)
+        by_kind = bench_organization(session)
     add_request(engine)
     engine.dispose()
     started = time.perf_counter()

@@ -87,6 +87,20 @@ def text_of(rng: random.Random, subject: str = SUBJECT) -> str:
     return body(rng)
 
 
+def bench_organization(session: Session) -> dict[str, list[int]]:
+    """The benchmark's one organization and its CHANNELS channels, kinds in turn:
+    the channel ids by kind."""
+    org = Organization(name="Bench AB", slug="bench", language="sv")
+    org.channels = [Channel(kind=("mail", "forum", "chat")[i % 3], name=f"c{i}")
+                    for i in range(CHANNELS)]
+    session.add(org)
+    session.flush()
+    by_kind: dict[str, list[int]] = {"mail": [], "forum": [], "chat": []}
+    for channel in org.channels:
+        by_kind[channel.kind].append(channel.id)
+    return by_kind
+
+
 def generate(engine: Engine, items: int, subject_items: int, seed: int = 1,
              subject: str = SUBJECT) -> None:
     """About `items` rows over 50 channels; `subject` owns ~`subject_items`.
@@ -100,14 +114,7 @@ def generate(engine: Engine, items: int, subject_items: int, seed: int = 1,
     when = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     share = subject_items / max(items, 1)
     with Session(engine) as session, session.begin(), text_indexes_off(session.connection()):
-        org = Organization(name="Bench AB", slug="bench", language="sv")
-        org.channels = [Channel(kind=("mail", "forum", "chat")[i % 3], name=f"c{i}")
-                        for i in range(CHANNELS)]
-        session.add(org)
-        session.flush()
-        by_kind: dict[str, list[int]] = {"mail": [], "forum": [], "chat": []}
-        for channel in org.channels:
-            by_kind[channel.kind].append(channel.id)
+        by_kind = bench_organization(session)
 
         # The subject as real desks write them: untidy spellings, one key.
         spellings = (subject, f" {subject.upper()}\t", f"Namn Namnsson <{subject}>")
