@@ -8,16 +8,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import inspect, text
+from sqlalchemy import bindparam, inspect, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from kundo_gdpr import identity
 from kundo_gdpr.actions.erase import erase_subject
 from kundo_gdpr.desk.forms import address_pattern
 from kundo_gdpr.desk.protocol import DEFAULT
-from kundo_gdpr.models import InboundMail, Request
+from kundo_gdpr.models import InboundMail, MailConversation, MailMessage, Request
 from tests import untidy_desk
-from tests.test_erase import TABLES, covered, snapshot
+from tests.test_erase import TABLES, channel_of, covered, snapshot
 from tests.untidy_desk import ANONYMISED, ERASED
 
 SUBJECT = "Anna Svensson <ANNA@x.se>"
@@ -92,3 +92,49 @@ TABLES_BY_PREFIX = {"c": "mail_conversations", "m": "mail_messages", "a": "attac
                     "p": "forum_posts", "s": "chat_sessions", "x": "chat_messages"}
 COLUMNS = {m.__tablename__: [c.name for c in m.__table__.columns] for m in TABLES}
 KEY_OF = {"from_key": "from_addr", "to_key": "to_addr"}
+
+
+def test_her_address_in_others_address_columns_is_found_in_every_form(
+    world: None, factory: sessionmaker[Session]
+) -> None:
+    """Others' messages whose address columns hold her address: plain (found by
+    its key on PostgreSQL, whose trigram index leaves plain keys out), as a
+    display name of someone else's address, among several recipients, in
+    capitals, with an encoded `@`. Each is rewritten; a longer lookalike is not."""
+    forms = {
+        "plain": ("in", untidy_desk.BO, "anna@x.se"),
+        "display": ("in", '"anna@x.se" <bo@y.se>', "support@shop.example"),
+        "several": ("out", "support@shop.example", "bo@y.se, Anna <anna@x.se>"),
+        "capitals": ("in", untidy_desk.BO, "ANNA@X.SE"),
+        "encoded": ("in", "anna%40x.se", "support@shop.example"),
+        "lookalike": ("in", untidy_desk.BO, "anna@x.se.example"),
+    }
+    with factory.begin() as session:
+        untidy_desk.build(session)
+        theirs = MailConversation(channel_id=channel_of(session, "mail"),
+                                  customer_email=untidy_desk.BO, subject="Bo's")
+        session.add(theirs)
+        session.flush()
+        rows = {name: MailMessage(conversation_id=theirs.id, direction=direction,
+                                  from_addr=sender, to_addr=recipient, body="Hej")
+                for name, (direction, sender, recipient) in forms.items()}
+        session.add_all(rows.values())
+        mail = InboundMail(source="test", sha256="3" * 64, raw=b"", size=0, state="parsed")
+        request = Request(reference="GDPR-A", inbound_mail=mail, kinds=["erase"],
+                          state="approved", due_at=dt.datetime(2027, 1, 1, tzinfo=dt.UTC))
+        session.add(request)
+        session.flush()
+        ids = {name: row.id for name, row in rows.items()}
+        request_id, channels = request.id, covered(session)
+    erased = erase_subject(factory, "sql", DEFAULT, request_id, SUBJECT, channels)
+    rewritten = {m["id"] for m in erased.mentions
+                 if m["item"] == "mail_messages" and m["found"] == "address"}
+    assert rewritten >= {ids[n] for n in forms if n != "lookalike"}
+    assert ids["lookalike"] not in rewritten
+    with factory() as session:
+        left = {(t, i) for t, c, i in _scan(session) if t == "mail_messages"}
+        kept = {i for (i,) in session.execute(text(
+            "SELECT id FROM mail_messages WHERE id IN :ids").bindparams(
+                bindparam("ids", expanding=True)), {"ids": list(ids.values())})}
+    assert left == set()
+    assert kept == set(ids.values())  # others' messages: rewritten, never deleted

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Select,
     and_,
     false,
+    func,
     or_,
     select,
     text,
@@ -134,6 +135,7 @@ def scan(
     folded = [n.casefold() for n in names]
     for target in targets(kind, strategy):
         hits = [_like(session, c, p) for c in target.columns for p in like_patterns(subject)]
+        hits += _by_key(session, target, subject)
         hits += [_contains(session, c, n) for c in _texts(target) for n in names]
         last = (cursor or {}).get(target.table, 0)
         terms = fts_terms(subject)
@@ -286,10 +288,27 @@ def _in_subjects_threads(subject: str) -> ColumnElement[bool]:
 def _like(
     session: Session, column: InstrumentedAttribute[Any], pattern: str
 ) -> ColumnElement[bool]:
-    """`column` matches a LIKE pattern (escape "\\"), in any case."""
-    if session.get_bind().dialect.name == "postgresql":
-        return column.ilike(pattern, escape="\\")
-    return column.like(pattern, escape="\\")
+    """`column` matches a LIKE pattern (escape "\\"), in any case.
+
+    PostgreSQL: an address column's value that is simply its key is not
+    searched here (its trigram index does not hold it: migration 0016) but
+    found by the key (`_by_key`).
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        return column.like(pattern, escape="\\")
+    if column.key in KEY_OF:
+        key = getattr(column.class_, KEY_OF[column.key])
+        return func.nullif(column, key).ilike(pattern, escape="\\")
+    return column.ilike(pattern, escape="\\")
+
+
+def _by_key(session: Session, target: Target, subject: str) -> list[ColumnElement[bool]]:
+    """PostgreSQL: the rows whose address column is the subject's address as its key
+    (what `_like` leaves to the key's index)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return []
+    return [getattr(target.model, KEY_OF[c.key]) == subject
+            for c in target.columns if c.key in KEY_OF]
 
 
 def _contains(
