@@ -243,14 +243,14 @@ def test_the_worker_wakes_on_idle_when_mail_arrives(
     source = ImapSource(config.intake.imap, dovecot.password)
     assert list(source.pending()) == []
     woke: list[bool] = []
-    waiter = threading.Thread(target=lambda: woke.append(source.wait(10)))
-    started = time.monotonic()
+    # A wait of two minutes that ends within one: IDLE woke it, not its timeout
+    # (no bound on the clock that a slow machine could break).
+    waiter = threading.Thread(target=lambda: woke.append(source.wait(120)))
     waiter.start()
     time.sleep(0.3)
     dovecot.append(erase_mail(1))
-    waiter.join(timeout=10)
+    waiter.join(timeout=60)
     assert woke == [True]
-    assert time.monotonic() - started < 3
     assert len(list(source.pending())) == 1
 
 
@@ -436,7 +436,7 @@ def test_waiting_without_new_mail_returns_false_after_the_timeout(
     source = ImapSource(make_config(tmp_path, dovecot, smtp_server).intake.imap, dovecot.password)
     started = time.monotonic()
     assert source.wait(0.5) is False
-    assert 0.4 < time.monotonic() - started < 2
+    assert 0.4 < time.monotonic() - started < 30  # waited its time, and did not hang
 
 
 def test_while_dovecot_is_down_fetching_fails_loudly_and_waiting_does_not_hang(
@@ -448,7 +448,7 @@ def test_while_dovecot_is_down_fetching_fails_loudly_and_waiting_does_not_hang(
         list(source.pending())
     started = time.monotonic()
     assert source.wait(0.5) is True  # "look again": the caller's next pass reconnects
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 30  # did not hang on the dead connection
     dovecot.start()
     dovecot.append(erase_mail(1))
     assert len(list(source.pending())) == 1

@@ -402,7 +402,7 @@ def test_without_move_or_idle_the_worker_copies_expunges_and_polls(
         assert not {b"MOVE", b"IDLE"} & set(client.capabilities())
     started = time.monotonic()
     assert worker.source.wait(0.3) is True  # no IDLE: a plain sleep, then look again
-    assert 0.25 < time.monotonic() - started < 2
+    assert 0.25 < time.monotonic() - started < 30  # slept its time, and did not hang
 
     imap.append(erase_mail(1))
     thread = threading.Thread(target=worker.run_forever)
