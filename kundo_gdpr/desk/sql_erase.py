@@ -376,7 +376,7 @@ def _gone(stmt: Delete | Update, key: Any, name: str) -> CTE:
 
     Named `<name>_gone`, never like a table: a CTE's name hides the table of
     that name in the whole statement, and the undo vault's CTEs beside these
-    read the tables (`actions/vault.py`).
+    read the tables (`actions/vault/statement.py`).
     """
     return stmt.returning(key).cte(f"{name}_gone")
 

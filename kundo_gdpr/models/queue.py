@@ -40,7 +40,7 @@ IGNORED = "ignored"  # machine mail: stored, never answered
 QUARANTINED = "quarantined"  # cannot be acted on or answered; an agent looks
 UNCONFIRMED = "unconfirmed"  # policy.confirm_by_mail: waiting for the editor (confirm.py)
 EXPIRED = "expired"  # not confirmed within 72 hours; closed, nothing done
-UNDONE = "undone"  # an erase put back by an admin within the safety window (actions/vault.py)
+UNDONE = "undone"  # an erase put back by an admin within the safety window (actions/vault/)
 REQUEST_STATES = (
     PARSED, NEEDS_REVIEW, UNCONFIRMED, APPROVED, REJECTED, DONE, FAILED, IGNORED, QUARANTINED,
     EXPIRED, UNDONE,

@@ -1,7 +1,7 @@
 """Stage undo: an admin undoes an erase within its safety window; the sweep closes
 windows that are due.
 
-`undo` puts back what the request's erase took (actions/vault.py), marks the
+`undo` puts back what the request's erase took (actions/vault/), marks the
 request `undone` and tells the editor, in one transaction. `close_due` is the
 sweep: a window past its end loses its key and before images, and the erase
 is final.
