@@ -10,13 +10,15 @@ statement itself wherever the database allows:
   before it; what it will reach through foreign keys is read first;
 - an ORM UPDATE (and a bulk UPDATE by primary key) reads its rows first;
 - on PostgreSQL, the SQL eraser's one statement per batch (data-modifying
-  CTEs) gets CTEs that copy the images, cascades to any depth included,
-  into the connection's temp tables in the same statement and snapshot; they are
-  drained into the `Capture` before the next capture and at commit.
+  CTEs) gets CTEs that copy the images, cascades to any depth included, as
+  JSON text into the connection's temp table in the same statement and
+  snapshot; they are drained into the `Capture` before the next capture and
+  at commit, a string per table.
 
 When the batch commits, its images are sealed as one blob with the request's
 random key (AES-256-GCM, a fresh nonce) into one `vault_batches` row, in the
 same transaction: the vault holds exactly what the committed batches took.
+PostgreSQL's JSON goes into the blob as it came: Python never handles its rows.
 
 A statement the capture cannot see (raw SQL, a Core statement on the bare
 connection) changing a desk table inside a watched session raises

@@ -13,23 +13,42 @@ import datetime as dt
 import json
 import os
 import zlib
+from collections.abc import Callable
 from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from kundo_gdpr.actions.vault.base import COLUMNS, Capture, Image, VaultError
+from kundo_gdpr.actions.vault.base import CODECS, COLUMNS, Capture, Image, VaultError
 from kundo_gdpr.models import UndoWindow
 
 
 def seal(key: bytes, aad: bytes, capture: Capture) -> tuple[bytes, bytes]:
-    """One blob for the batch: per table its column names, rows and deleted ids,
-    as compact JSON (version 2), compressed, then AES-GCM with a fresh nonce."""
-    tables = [[name, COLUMNS[name], list(rows.values()), sorted(capture.deleted.get(name, ()))]
-              for name, rows in capture.rows.items() if rows]
-    # The encoder's `default` sees only what JSON has no form for: no Python per row.
-    plain = json.dumps({"v": 2, "t": tables}, separators=(",", ":"), default=_tagged).encode()
+    """One blob for the batch (`plain`), compressed, then AES-GCM with a fresh nonce."""
     nonce = os.urandom(12)
-    return nonce, AESGCM(key).encrypt(nonce, zlib.compress(plain, 1), aad)
+    return nonce, AESGCM(key).encrypt(nonce, zlib.compress(plain(capture), 1), aad)
+
+
+def plain(capture: Capture) -> bytes:
+    """The batch's images as compact JSON, version 3:
+
+        {"v": 3, "t": [[table, columns, codecs, rows], ...], "d": {table: [deleted ids]}}
+
+    PostgreSQL's images are JSON already: they go in as they came, joined, and
+    their `codecs` (`CODECS`) say how to read each column back. The rows captured
+    in Python (SQLite, the ORM paths) are tagged per value (codecs null), as
+    in version 2: SQLite's columns hold whatever type of value was stored.
+    """
+    tables = [f"[{_dumps(name)},{_dumps(COLUMNS[name])},{_dumps(CODECS[name])},"
+              f"[{','.join(parts)}]]" for name, parts in capture.json_rows.items() if parts]
+    tables += [_dumps([name, COLUMNS[name], None, list(rows.values())])
+               for name, rows in capture.rows.items() if rows]
+    deleted = {name: sorted(ids) for name, ids in capture.deleted.items() if ids}
+    return f'{{"v":3,"t":[{",".join(tables)}],"d":{_dumps(deleted)}}}'.encode()
+
+
+def _dumps(value: Any) -> str:
+    # The encoder's `default` sees only what JSON has no form for: no Python per row.
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_tagged)
 
 
 def _tagged(value: Any) -> Any:
@@ -44,13 +63,38 @@ def unseal(key: bytes, aad: bytes, nonce: bytes, sealed: bytes) -> list[Image]:
     if isinstance(data, list):  # version 1: [table, op, {column: value}] per image
         return [Image(t, op, {k: _decode(v) for k, v in values.items()})
                 for t, op, values in data]
+    if data["v"] == 2:  # [table, columns, rows, deleted ids] per table, values tagged
+        data = {"t": [[name, columns, None, rows] for name, columns, rows, _ in data["t"]],
+                "d": {name: deleted for name, _, _, deleted in data["t"]}}
     found = []
-    for name, columns, rows, deleted in data["t"]:
-        gone = set(deleted)
+    for name, columns, codecs, rows in data["t"]:
+        gone = set(data["d"].get(name, ()))
+        read = _reader(codecs)
         for row in rows:
-            values = {c: _decode(v) for c, v in zip(columns, row, strict=True)}
+            values = dict(zip(columns, read(row), strict=True))
             found.append(Image(name, "delete" if values["id"] in gone else "update", values))
     return found
+
+
+def _reader(codecs: list[str] | None) -> Callable[[list[Any]], list[Any]]:
+    """A row's values from its JSON: by the columns' codecs, or by each value's tag."""
+    if codecs is None:
+        return lambda row: [_decode(v) for v in row]
+    at = [(n, _CODECS[codec]) for n, codec in enumerate(codecs) if codec]
+
+    def read(row: list[Any]) -> list[Any]:
+        for n, decode in at:
+            if row[n] is not None:
+                row[n] = decode(row[n])
+        return row
+    return read
+
+
+_CODECS: dict[str, Callable[[str], Any]] = {
+    "t": dt.datetime.fromisoformat,
+    "d": dt.date.fromisoformat,
+    "b": base64.b64decode,  # PostgreSQL's base64 has a line break every 76 characters
+}
 
 
 def aad(window: UndoWindow, seq: int) -> bytes:

@@ -2,9 +2,11 @@
 
 The SQL eraser's one statement per batch (data-modifying CTEs) gets CTEs that
 copy the images of every row it changes, cascades to any depth included,
-into the connection's temp tables, in the same statement and snapshot: no
-read before it, no extra round trip. `drain` moves them into the
-transaction's `Capture` before anything else is captured, and at commit.
+into the connection's temp table, in the same statement and snapshot: no
+read before it, no extra round trip. The images are JSON text already
+(`CODECS`), made by PostgreSQL: `drain` moves them into the transaction's
+`Capture` (before anything else is captured, and at commit) in one statement
+that returns a string per table, and Python never handles a row of them.
 """
 
 from __future__ import annotations
@@ -19,11 +21,15 @@ from sqlalchemy import (
     Connection,
     Delete,
     Engine,
+    Integer,
     Select,
     Table,
+    Text,
     Update,
+    cast,
     column,
     event,
+    func,
     insert,
     literal,
     or_,
@@ -35,16 +41,32 @@ from sqlalchemy.sql import visitors
 
 from kundo_gdpr.actions.vault.base import (
     ARMED,
-    COLUMNS,
+    CODECS,
     DESK_TABLES,
+    DRAINED,
     IN_STATEMENT,
-    PENDING,
     PREPARED,
+    STEPS,
     TEMP,
     WATCHED,
     Capture,
     VaultError,
 )
+
+# The images kept by this transaction's statements, numbered by `step`: a row's
+# first image is its earliest; within one statement they are of one snapshot,
+# the same whichever part kept them. Not deleted when drained (a DELETE of its
+# rows cost more than the rest of the drain): each drain takes the steps after
+# the last, and the commit empties it.
+_TEMP_TABLE = ("CREATE TEMP TABLE IF NOT EXISTS vault_images (step integer, tbl text, "
+               "op text, id bigint, image text) ON COMMIT DELETE ROWS")
+_IMAGES = table("vault_images", *map(column, ("step", "tbl", "op", "id", "image")),
+                schema="pg_temp")
+# Per table, in one order: the images joined, their ids and steps; the ids deleted.
+# No sort in SQL: Capture.add_json takes the first image of a row kept twice.
+_DRAIN = ("SELECT tbl, string_agg(image, ','), array_agg(id), array_agg(step), "
+          "array_agg(id) FILTER (WHERE op = 'delete') "
+          "FROM pg_temp.vault_images WHERE step > %(after)s GROUP BY tbl")
 
 
 @event.listens_for(Engine, "before_execute", retval=True)
@@ -53,8 +75,8 @@ def _capture_in_statement(
 ) -> tuple[Any, Any, Any]:
     """A SELECT whose data-modifying CTEs change desk tables (the SQL eraser's one
     statement per batch) gets CTEs that copy the before images of every row those
-    parts and their cascades change into this connection's `pg_temp.vault_*`
-    tables, in the same statement and snapshot: no read before, no extra round trip.
+    parts and their cascades change into this connection's `pg_temp.vault_images`,
+    in the same statement and snapshot: no read before, no extra round trip.
     They are drained into the transaction's `Capture` before anything else is
     captured, and at commit.
     """
@@ -66,7 +88,7 @@ def _capture_in_statement(
         return element, multiparams, params
     _prepare(conn)
     names = iter(f"vault_{n}" for n in itertools.count())
-    pending: set[str] = conn.info.setdefault(PENDING, set())
+    step = conn.info[STEPS] = conn.info.get(STEPS, 0) + 1  # drained below it: DRAINED
     for part, target, change in parts:
         if "id" not in part.c:
             raise VaultError(f"a change to {target.name} that returns no ids")
@@ -74,8 +96,7 @@ def _capture_in_statement(
         kept = ([(target, "update", target.c.id.in_(ids))] if isinstance(change, Update)
                 else list(_cascade(target, ids, names)))
         for table_, op, where in kept:
-            element = element.add_cte(_keep(table_, op, where).cte(next(names)))
-            pending.add(table_.name)
+            element = element.add_cte(_keep(table_, op, where, step).cte(next(names)))
     conn.info[IN_STATEMENT] = True  # for the guard, which sees it next
     return element, multiparams, params
 
@@ -117,27 +138,31 @@ def _cascade(target: Table, ids: Select[Any], names: Iterator[str],
                                 .correlate(None), names)
 
 
-def _keep(target: Table, op: str, where: ColumnElement[bool]) -> Any:
+def _keep(target: Table, op: str, where: ColumnElement[bool], step: int) -> Any:
     """INSERT the rows' images (as the statement's snapshot has them) into the temp table."""
-    columns = COLUMNS[target.name]
-    into = table(f"vault_{target.name}", column("vault_op"), *map(column, columns),
-                 schema="pg_temp")
-    rows = select(literal(op), *target.c).where(where).correlate(None)
-    return insert(into).from_select(["vault_op", *columns], rows)
+    rows = (select(literal(step, Integer), literal(target.name), literal(op), target.c.id,
+                   _image(target)).where(where).correlate(None))
+    return insert(_IMAGES).from_select(["step", "tbl", "op", "id", "image"], rows)
+
+
+def _image(target: Table) -> ColumnElement[str]:
+    """A row's image: a JSON array of its columns, bytes in base64 (`CODECS`)."""
+    values = [func.encode(c, "base64") if codec == "b" else c
+              for c, codec in zip(target.c, CODECS[target.name], strict=True)]
+    return cast(func.json_build_array(*values), Text)
 
 
 def _prepare(conn: Connection) -> None:
-    """This session's temp tables (made once per connection: their rows never outlive
+    """This session's temp table (made once per connection: its rows never outlive
     a transaction, drained and ON COMMIT DELETE ROWS; a rollback of the transaction
-    that made them drops them, and the flag with them, `_rolled_back`); and no JIT
-    in this transaction: the tree's recursive guess of its size makes the planner
+    that made it drops it, and the flag with it, `_rolled_back`); and no JIT in
+    this transaction: the tree's recursive guess of its size makes the planner
     compile for a second where the statement runs in milliseconds."""
     if conn.info.get(PREPARED):
         return
     sql = ["SET LOCAL jit = off"]
     if not conn.info.get(TEMP):
-        sql += [f"CREATE TEMP TABLE IF NOT EXISTS vault_{name} (vault_seq bigserial, "
-                f"vault_op text, LIKE {name}) ON COMMIT DELETE ROWS" for name in DESK_TABLES]
+        sql.append(_TEMP_TABLE)
     conn.info[ARMED] = True
     try:
         conn.exec_driver_sql("; ".join(sql))
@@ -147,11 +172,10 @@ def _prepare(conn: Connection) -> None:
 
 
 def drain(conn: Connection, capture: Capture) -> None:
-    """Move what statements kept in the temp tables into `capture`, in their order."""
-    pending: set[str] = conn.info.pop(PENDING, set())
-    for name in sorted(pending):
-        columns = ", ".join(f'"{c}"' for c in COLUMNS[name])
-        rows = conn.exec_driver_sql(f"DELETE FROM pg_temp.vault_{name} "
-                                    f"RETURNING vault_seq, vault_op, {columns}")
-        for row in sorted(rows, key=lambda r: int(r[0])):
-            capture.add(name, row[1], [row[2:]])
+    """Move what statements kept in the temp table into `capture`, in one round trip."""
+    after, last = conn.info.get(DRAINED, 0), conn.info.get(STEPS, 0)
+    if last == after:
+        return
+    for name, images, ids, steps, deleted in conn.exec_driver_sql(_DRAIN, {"after": after}):
+        capture.add_json(name, images, ids, steps, deleted or [])
+    conn.info[DRAINED] = last
