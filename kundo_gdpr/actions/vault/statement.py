@@ -11,6 +11,7 @@ that returns a string per table, and Python never handles a row of them.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Iterator
 from typing import Any
@@ -26,9 +27,11 @@ from sqlalchemy import (
     Table,
     Text,
     Update,
+    and_,
     cast,
     column,
     event,
+    exists,
     func,
     insert,
     literal,
@@ -87,16 +90,17 @@ def _capture_in_statement(
     if not parts:
         return element, multiparams, params
     _prepare(conn)
-    names = iter(f"vault_{n}" for n in itertools.count())
-    step = conn.info[STEPS] = conn.info.get(STEPS, 0) + 1  # drained below it: DRAINED
+    plan = _Plan(iter(f"vault_{n}" for n in itertools.count()))
     for part, target, change in parts:
         if "id" not in part.c:
             raise VaultError(f"a change to {target.name} that returns no ids")
-        ids = select(part.c.id).correlate(None)
-        kept = ([(target, "update", target.c.id.in_(ids))] if isinstance(change, Update)
-                else list(_cascade(target, ids, names)))
-        for table_, op, where in kept:
-            element = element.add_cte(_keep(table_, op, where, step).cte(next(names)))
+        if isinstance(change, Update):
+            plan.updates.append((target, target.c.id.in_(select(part.c.id))))
+        else:
+            plan.delete(target, part)
+    step = conn.info[STEPS] = conn.info.get(STEPS, 0) + 1  # drained below it: DRAINED
+    for target, op, where in plan.kept():
+        element = element.add_cte(_keep(target, op, where, step).cte(next(plan.names)))
     conn.info[IN_STATEMENT] = True  # for the guard, which sees it next
     return element, multiparams, params
 
@@ -112,30 +116,58 @@ def _changes(element: Select[Any]) -> list[tuple[CTE, Table, Delete | Update]]:
     return list(found.values())
 
 
-def _cascade(target: Table, ids: Select[Any], names: Iterator[str],
-             ) -> Iterator[tuple[Table, str, ColumnElement[bool]]]:
-    """What deleting `ids` of `target` deletes or changes, through ON DELETE CASCADE
-    (to any depth) and SET NULL, as (table, op, which rows)."""
-    edges = [(child, fk) for child in DESK_TABLES.values() for fk in child.foreign_keys
-             if fk.column.table is target and fk.ondelete in ("CASCADE", "SET NULL")]
-    own = [fk for child, fk in edges if child is target and fk.ondelete == "CASCADE"]
-    if own:  # a tree (a thread's replies): all of it, recursively
-        tree = (select(target.c.id.label("id")).where(target.c.id.in_(ids)).correlate(None)
-                .cte(next(names), recursive=True))
-        up = tree.alias()
-        # An index lookup per row of the tree (OFFSET 0 keeps the planner from
-        # making it a hash join over the whole table, sized by a guess).
-        below = (select(target.c.id).where(or_(*(fk.parent == up.c.id for fk in own)))
-                 .offset(0).lateral())
-        tree = tree.union(select(below.c.id).select_from(up.join(below, true())))
-        ids = select(tree.c.id).correlate(None)
-    yield target, "delete", target.c.id.in_(ids)
-    for child, fk in edges:
-        if fk.ondelete == "SET NULL":
-            yield child, "update", fk.parent.in_(ids)
-        elif child is not target:
-            yield from _cascade(child, select(child.c.id).where(fk.parent.in_(ids))
-                                .correlate(None), names)
+@dataclasses.dataclass
+class _Plan:
+    """What one statement's parts delete and change, their cascades included, each
+    row kept once: a row two parts reach (a file its message's delete cascades to,
+    deleted by a part of its own; a reply whose parent goes with it) is kept by
+    one. Both read the statement's snapshot, so their images are the same, and
+    a deleted row's image is kept as deleted."""
+
+    names: Iterator[str]
+    deletes: list[tuple[Table, CTE]] = dataclasses.field(default_factory=list)
+    updates: list[tuple[Table, ColumnElement[bool]]] = dataclasses.field(default_factory=list)
+
+    def delete(self, target: Table, ids: CTE) -> None:
+        """Deleting `ids` (a CTE of ids) of `target`, and what that deletes or changes
+        through ON DELETE CASCADE (to any depth) and SET NULL."""
+        edges = [(child, fk) for child in DESK_TABLES.values() for fk in child.foreign_keys
+                 if fk.column.table is target and fk.ondelete in ("CASCADE", "SET NULL")]
+        own = [fk for child, fk in edges if child is target and fk.ondelete == "CASCADE"]
+        if own:  # a tree (a thread's replies): all of it, recursively
+            tree = (select(target.c.id.label("id")).where(target.c.id.in_(select(ids.c.id)))
+                    .cte(next(self.names), recursive=True))
+            up = tree.alias()
+            # An index lookup per row of the tree (OFFSET 0 keeps the planner from
+            # making it a hash join over the whole table, sized by a guess).
+            below = (select(target.c.id).where(or_(*(fk.parent == up.c.id for fk in own)))
+                     .offset(0).lateral())
+            ids = tree.union(select(below.c.id).select_from(up.join(below, true())))
+        earlier = [kept for table_, kept in self.deletes if table_ is target]
+        if earlier:
+            ids = (select(ids.c.id).where(*(_absent(ids.c.id, kept) for kept in earlier))
+                   .cte(next(self.names)))
+        self.deletes.append((target, ids))
+        for child, fk in edges:
+            if fk.ondelete == "SET NULL":
+                self.updates.append((child, fk.parent.in_(select(ids.c.id))))
+            elif child is not target:
+                self.delete(child, select(child.c.id.label("id"))
+                            .where(fk.parent.in_(select(ids.c.id))).cte(next(self.names)))
+
+    def kept(self) -> Iterator[tuple[Table, str, ColumnElement[bool]]]:
+        """(table, op, which rows) per image to keep."""
+        for target, ids in self.deletes:
+            yield target, "delete", target.c.id.in_(select(ids.c.id))
+        for target, where in self.updates:
+            gone = [_absent(target.c.id, ids) for table_, ids in self.deletes if table_ is target]
+            yield target, "update", and_(where, *gone)
+
+
+def _absent(key: ColumnElement[Any], ids: CTE) -> ColumnElement[bool]:
+    # NOT EXISTS, not NOT IN: an anti-join, whatever the planner guesses of the
+    # sizes (a recursive tree's guess is large: NOT IN would scan it per row).
+    return ~exists().where(ids.c.id == key)
 
 
 def _keep(target: Table, op: str, where: ColumnElement[bool], step: int) -> Any:
