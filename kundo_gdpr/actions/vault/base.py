@@ -97,14 +97,14 @@ class Capture:
     (a row deleted after an earlier change here is restored by inserting it).
 
     `rows` are tuples of the driver's values in the table's column order
-    (`COLUMNS`), captured in Python. `json_rows` are PostgreSQL's images, captured in
-    the statements: JSON arrays in the same order, written by `CODECS`, joined
-    by commas, a string per drain that Python never takes apart (but for a row
-    already kept, which is rare: the same row changed twice in one batch).
+    (`COLUMNS`), captured in Python. `json_rows` are PostgreSQL's images, captured
+    in the statements: JSON arrays in the same order, written by `CODECS`, joined
+    by commas, UTF-8 bytes per drain that Python never takes apart (but for a
+    row already kept, which is rare: the same row changed twice in one batch).
     """
 
     rows: dict[str, dict[int, tuple[Any, ...]]] = dataclasses.field(default_factory=dict)
-    json_rows: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    json_rows: dict[str, list[bytes]] = dataclasses.field(default_factory=dict)
     deleted: dict[str, set[int]] = dataclasses.field(default_factory=dict)
     kept: dict[str, set[int]] = dataclasses.field(default_factory=dict)  # ids, either way
 
@@ -123,7 +123,7 @@ class Capture:
             self.deleted.setdefault(table, set()).update(ids)
         return ids
 
-    def add_json(self, table: str, images: str, ids: list[int], steps: list[int],
+    def add_json(self, table: str, images: bytes, ids: list[int], steps: list[int],
                  deleted: list[int]) -> None:
         """Keep PostgreSQL's images of the rows `ids`, kept by the statements
         `steps` (in the same order), of which `deleted` were deleted."""
@@ -141,9 +141,10 @@ class Capture:
         return any(self.rows.values()) or any(self.json_rows.values())
 
 
-def _first(table: str, images: str, ids: list[int], steps: list[int], kept: set[int]) -> str:
+def _first(table: str, images: bytes, ids: list[int], steps: list[int],
+           kept: set[int]) -> bytes:
     """`images` but for the rows already `kept`, each row's earliest image only."""
-    rows = json.loads(f"[{images}]")
+    rows = json.loads(b"[" + images + b"]")
     at = ID_AT[table]
     if [row[at] for row in rows] != ids:
         raise VaultError(f"the images of {table} came in another order than their ids")
@@ -151,4 +152,5 @@ def _first(table: str, images: str, ids: list[int], steps: list[int], kept: set[
     for _, row in sorted(zip(steps, rows, strict=True), key=lambda pair: pair[0]):
         if row[at] not in kept:
             first.setdefault(row[at], row)
-    return json.dumps(list(first.values()), ensure_ascii=False, separators=(",", ":"))[1:-1]
+    kept_json = json.dumps(list(first.values()), ensure_ascii=False, separators=(",", ":"))
+    return kept_json[1:-1].encode()

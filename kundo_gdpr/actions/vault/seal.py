@@ -24,26 +24,37 @@ from kundo_gdpr.models import UndoWindow
 
 def seal(key: bytes, aad: bytes, capture: Capture) -> tuple[bytes, bytes]:
     """One blob for the batch (`plain`), compressed, then AES-GCM with a fresh nonce."""
+    packer = zlib.compressobj(1)
+    packed = b"".join([*map(packer.compress, plain(capture)), packer.flush()])
     nonce = os.urandom(12)
-    return nonce, AESGCM(key).encrypt(nonce, zlib.compress(plain(capture), 1), aad)
+    return nonce, AESGCM(key).encrypt(nonce, packed, aad)
 
 
-def plain(capture: Capture) -> bytes:
-    """The batch's images as compact JSON, version 3:
+def plain(capture: Capture) -> list[bytes]:
+    """The batch's images as compact JSON, version 3, in pieces (PostgreSQL's
+    images are megabytes, compressed as they came, never joined):
 
         {"v": 3, "t": [[table, columns, codecs, rows], ...], "d": {table: [deleted ids]}}
 
-    PostgreSQL's images are JSON already: they go in as they came, joined, and
-    their `codecs` (`CODECS`) say how to read each column back. The rows captured
-    in Python (SQLite, the ORM paths) are tagged per value (codecs null), as
-    in version 2: SQLite's columns hold whatever type of value was stored.
+    PostgreSQL's images are JSON already, and their `codecs` (`CODECS`) say how
+    to read each column back. The rows captured in Python (SQLite, the ORM
+    paths) are tagged per value (codecs null), as in version 2: SQLite's
+    columns hold whatever type of value was stored.
     """
-    tables = [f"[{_dumps(name)},{_dumps(COLUMNS[name])},{_dumps(CODECS[name])},"
-              f"[{','.join(parts)}]]" for name, parts in capture.json_rows.items() if parts]
-    tables += [_dumps([name, COLUMNS[name], None, list(rows.values())])
-               for name, rows in capture.rows.items() if rows]
+    pieces = [b'{"v":3,"t":[']
+    for name, parts in capture.json_rows.items():
+        if parts:
+            head = f"[{_dumps(name)},{_dumps(COLUMNS[name])},{_dumps(CODECS[name])},["
+            pieces += [b"," if len(pieces) > 1 else b"", head.encode()]
+            for n, part in enumerate(parts):
+                pieces += [b"," if n else b"", part]
+            pieces.append(b"]]")
+    for name, rows in capture.rows.items():
+        if rows:
+            pieces += [b"," if len(pieces) > 1 else b"",
+                       _dumps([name, COLUMNS[name], None, list(rows.values())]).encode()]
     deleted = {name: sorted(ids) for name, ids in capture.deleted.items() if ids}
-    return f'{{"v":3,"t":[{",".join(tables)}],"d":{_dumps(deleted)}}}'.encode()
+    return [*pieces, f'],"d":{_dumps(deleted)}}}'.encode()]
 
 
 def _dumps(value: Any) -> str:

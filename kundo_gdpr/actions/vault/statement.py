@@ -66,9 +66,10 @@ _TEMP_TABLE = ("CREATE TEMP TABLE IF NOT EXISTS vault_images (step integer, tbl 
 _IMAGES = table("vault_images", *map(column, ("step", "tbl", "op", "id", "image")),
                 schema="pg_temp")
 # Per table, in one order: the images joined, their ids and steps; the ids deleted.
-# No sort in SQL: Capture.add_json takes the first image of a row kept twice.
-_DRAIN = ("SELECT tbl, string_agg(image, ','), array_agg(id), array_agg(step), "
-          "array_agg(id) FILTER (WHERE op = 'delete') "
+# All text, read as bytes: no value is decoded. No sort in SQL: Capture.add_json
+# takes the first image of a row kept twice.
+_DRAIN = ("SELECT tbl, string_agg(image, ','), string_agg(id::text, ','), "
+          "string_agg(step::text, ','), string_agg(id::text, ',') FILTER (WHERE op = 'delete') "
           "FROM pg_temp.vault_images WHERE step > %(after)s GROUP BY tbl")
 
 
@@ -204,10 +205,25 @@ def _prepare(conn: Connection) -> None:
 
 
 def drain(conn: Connection, capture: Capture) -> None:
-    """Move what statements kept in the temp table into `capture`, in one round trip."""
+    """Move what statements kept in the temp table into `capture`, in one round trip.
+
+    Read from psycopg's result as it came (`pq.PGresult`): PostgreSQL's JSON stays
+    the UTF-8 bytes that are sealed, never decoded and encoded again.
+    """
     after, last = conn.info.get(DRAINED, 0), conn.info.get(STEPS, 0)
     if last == after:
         return
-    for name, images, ids, steps, deleted in conn.exec_driver_sql(_DRAIN, {"after": after}):
-        capture.add_json(name, images, ids, steps, deleted or [])
+    cursor: Any = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(_DRAIN, {"after": after})
+        result = cursor.pgresult
+        for n in range(result.ntuples):
+            name, images, ids, steps, deleted = (result.get_value(n, c) for c in range(5))
+            capture.add_json(name.decode(), images, _ints(ids), _ints(steps), _ints(deleted))
+    finally:
+        cursor.close()
     conn.info[DRAINED] = last
+
+
+def _ints(listed: bytes | None) -> list[int]:
+    return list(map(int, listed.split(b","))) if listed else []
