@@ -99,7 +99,7 @@ def _capture_in_statement(
             plan.updates.append((target, target.c.id.in_(select(part.c.id))))
         else:
             plan.delete(target, part)
-    step = conn.info[STEPS] = conn.info.get(STEPS, 0) + 1  # drained below it: DRAINED
+    step = conn.info[STEPS] = conn.info.get(STEPS, 0) + 1  # the transaction's nth
     for target, op, where in plan.kept():
         element = element.add_cte(_keep(target, op, where, step).cte(next(plan.names)))
     conn.info[IN_STATEMENT] = True  # for the guard, which sees it next
@@ -187,7 +187,7 @@ def _image(target: Table) -> ColumnElement[str]:
 
 def _prepare(conn: Connection) -> None:
     """This session's temp table (made once per connection: its rows never outlive
-    a transaction, drained and ON COMMIT DELETE ROWS; a rollback of the transaction
+    a transaction, ON COMMIT DELETE ROWS; a rollback of the transaction
     that made it drops it, and the flag with it, `_rolled_back`); and no JIT in
     this transaction: the tree's recursive guess of its size makes the planner
     compile for a second where the statement runs in milliseconds."""
@@ -205,7 +205,8 @@ def _prepare(conn: Connection) -> None:
 
 
 def drain(conn: Connection, capture: Capture) -> None:
-    """Move what statements kept in the temp table into `capture`, in one round trip.
+    """Add what the statements since the last drain kept in the temp table to
+    `capture`, in one round trip.
 
     Read from psycopg's result as it came (`pq.PGresult`): PostgreSQL's JSON stays
     the UTF-8 bytes that are sealed, never decoded and encoded again.
