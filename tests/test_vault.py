@@ -13,6 +13,7 @@ import zlib
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -236,3 +237,36 @@ def test_a_vault_sealed_in_an_older_format_still_undoes(
         assert vault.restore(session, window, now) == {
             "attachments": 5, "forum_posts": 5, "chat_sessions": 1}
     assert checksums(engine) == before
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # SQLite has no infinity
+def test_an_infinite_timestamp_comes_back_from_the_vault(
+    world: None, engine: Engine, factory: sessionmaker[Session],
+) -> None:
+    """PostgreSQL's `infinity` has no Python datetime; a row that holds one (a host
+    desk's "no end" date, say) is still kept and put back as it was."""
+    with factory.begin() as session:
+        _veras_desk(session)
+        session.execute(sa.text("UPDATE chat_sessions SET started_at = 'infinity' "
+                             "WHERE visitor_email = :v"), {"v": VERA})
+        session.execute(sa.text("UPDATE forum_posts SET created_at = '-infinity' "
+                             "WHERE author_email = :v"), {"v": VERA})
+        request_id, channels = _request(session, "GDPR-V9"), covered(session)
+    before = _server_digests(engine)
+    watched = vault.watched(factory, request_id, 72)
+    erase_subject(watched, "sql", DEFAULT, request_id, VERA, channels, purge=False)
+    assert _server_digests(engine) != before
+    with factory.begin() as session:
+        window = vault.window_of(session, request_id)
+        assert window is not None
+        vault.restore(session, window, utcnow())
+    assert _server_digests(engine) == before
+
+
+def _server_digests(engine: Engine) -> dict[str, str]:
+    """Each desk table's rows digested by PostgreSQL itself (the driver cannot read
+    an infinite timestamp into Python)."""
+    with engine.connect() as conn:
+        return {name: conn.scalar(sa.text(
+            f"SELECT md5(coalesce(string_agg(t::text, '|' ORDER BY t.id), '')) FROM {name} t"))
+            for name in vault.DESK_TABLES}

@@ -101,8 +101,15 @@ def _reader(codecs: list[str] | None) -> Callable[[list[Any]], list[Any]]:
     return read
 
 
+def _timestamp(text: str) -> dt.datetime | str:
+    # PostgreSQL's `infinity` has no Python form: restored as the text it was,
+    # which PostgreSQL reads back as the same value.
+    return text if text in _INFINITE else dt.datetime.fromisoformat(text)
+
+
+_INFINITE = frozenset({"infinity", "-infinity"})
 _CODECS: dict[str, Callable[[str], Any]] = {
-    "t": dt.datetime.fromisoformat,
+    "t": _timestamp,
     "d": dt.date.fromisoformat,
     "b": base64.b64decode,  # PostgreSQL's base64 has a line break every 76 characters
 }
