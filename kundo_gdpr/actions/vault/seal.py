@@ -135,10 +135,8 @@ def _encode(value: Any) -> Any:
 
 
 def _decode(value: Any) -> Any:
+    """A tagged value (`_encode`): its one key is the codec that reads it back."""
     if not isinstance(value, dict):
         return value
-    if "b" in value:
-        return base64.b64decode(value["b"])
-    if "t" in value:
-        return dt.datetime.fromisoformat(value["t"])
-    return dt.date.fromisoformat(value["d"])
+    ((tag, text),) = value.items()
+    return _CODECS[tag](text)
