@@ -16,14 +16,13 @@ are made in Python, so the same code runs on SQLite and PostgreSQL.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     Select,
-    and_,
     false,
     func,
     or_,
@@ -34,51 +33,24 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.orm import InstrumentedAttribute, Session, aliased
+from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.sql.elements import TextClause
 
 from kundo_gdpr import i18n, identity
-from kundo_gdpr.desk import ownership
 from kundo_gdpr.desk.forms import address_pattern, fts_terms, like_patterns, phrase
+from kundo_gdpr.desk.mention_targets import KEY_OF, Target, targets, texts
 from kundo_gdpr.desk.protocol import Mention, Strategy
 from kundo_gdpr.models import (
     Channel,
-    ChatMessage,
     ChatSession,
     ForumPost,
     MailConversation,
-    MailMessage,
     Organization,
 )
-from kundo_gdpr.vocabulary import ChannelKind
 
 PAGE = 2000
-# Columns that hold addresses only: searched for the subject's address, not names.
-ADDRESS_COLUMNS = frozenset({"from_addr", "to_addr"})
-# Their key columns, set with them so the key never goes stale (kundo_gdpr.identity).
-KEY_OF = {"from_addr": "from_key", "to_addr": "to_key"}
 # A longer list is not something an agent reads; the counts still say how many.
 LISTED = 1000
-
-
-@dataclass(frozen=True)
-class Target:
-    """Text columns of one table that may mention the subject, and which of its
-    rows the erase takes away as the subject's own (kundo_gdpr.desk.ownership):
-    only the others are scanned, before the erase (preview) and after it alike.
-    """
-
-    kind: str
-    model: Any
-    columns: tuple[InstrumentedAttribute[Any], ...]
-    channel: InstrumentedAttribute[int]
-    # The rows the strategy erases (given the subject's key): not mentions.
-    gone: Callable[[str], ColumnElement[bool]]
-    join: tuple[Any, Any] | None = None
-
-    @property
-    def table(self) -> str:
-        return str(self.model.__tablename__)
 
 
 @dataclass(frozen=True)
@@ -90,32 +62,6 @@ class Page:
     listed: list[Mention]
     cursor: tuple[str, int]
     rows: int  # read on this page
-
-
-def targets(kind: str, strategy: Strategy) -> tuple[Target, ...]:
-    if kind == ChannelKind.FORUM:
-        threads = strategy.forum == "delete_threads"
-        return (Target(ChannelKind.FORUM, ForumPost, (ForumPost.title, ForumPost.body),
-                       ForumPost.channel_id,
-                       lambda s: or_(ForumPost.author_key == s, _in_subjects_threads(s))
-                       if threads else ForumPost.author_key == s),)
-    if kind == ChannelKind.CHAT:
-        return (Target(ChannelKind.CHAT, ChatMessage, (ChatMessage.body,), ChatSession.channel_id,
-                       ownership.chat_message,
-                       (ChatSession, ChatSession.id == ChatMessage.session_id)),)
-    by_message = strategy.mail == "messages"
-    join = (MailConversation, MailConversation.id == MailMessage.conversation_id)
-    return (
-        Target(ChannelKind.MAIL, MailConversation, (MailConversation.subject,),
-               MailConversation.channel_id,
-               (lambda s: false()) if by_message else lambda s: and_(
-                   MailConversation.customer_key == s,
-                   ~ownership.others_mail_in_conversation(s))),
-        Target(ChannelKind.MAIL, MailMessage,
-               (MailMessage.from_addr, MailMessage.to_addr, MailMessage.body),
-               MailConversation.channel_id,
-               lambda s: ownership.mail_message(s, sent_only=by_message), join),
-    )
 
 
 def scan(
@@ -136,7 +82,7 @@ def scan(
     for target in targets(kind, strategy):
         hits = [_like(session, c, p) for c in target.columns for p in like_patterns(subject)]
         hits += _by_key(session, target, subject)
-        hits += [_contains(session, c, n) for c in _texts(target) for n in names]
+        hits += [_contains(session, c, n) for c in texts(target) for n in names]
         last = (cursor or {}).get(target.table, 0)
         terms = fts_terms(subject)
         searched = (None if terms is None or any(len(n) < 3 for n in names)
@@ -160,18 +106,13 @@ def _page(
             keys = {KEY_OF[k]: identity.key(v) for k, v in new.items() if k in KEY_OF}
             updates.append({"id": row[0], **new, **keys})
             listed.append(Mention(target.kind, target.table, row[0], "address"))
-        text = "\n".join(values[c.key] or "" for c in _texts(target)).casefold()
+        text = "\n".join(values[c.key] or "" for c in texts(target)).casefold()
         if any(n in text for n in names):
             named += 1
             listed.append(Mention(target.kind, target.table, row[0], "name"))
     if updates and not dry_run:
         session.execute(update(target.model), updates)
     return Page(len(updates), named, listed, (target.table, rows[-1][0]), len(rows))
-
-
-def _texts(target: Target) -> tuple[InstrumentedAttribute[Any], ...]:
-    """The columns a name can be mentioned in: not the address fields."""
-    return tuple(c for c in target.columns if c.key not in ADDRESS_COLUMNS)
 
 
 def stored_names(session: Session, subject: str, channel_ids: Sequence[int]) -> list[str]:
@@ -276,13 +217,6 @@ def _fts_query(
 def _has_table(session: Session, name: str) -> bool:
     return session.execute(text("SELECT 1 FROM sqlite_master WHERE name = :n"),
                             {"n": name}).first() is not None
-
-
-def _in_subjects_threads(subject: str) -> ColumnElement[bool]:
-    opener = aliased(ForumPost)
-    # topic_id IS NOT NULL first: NOT (NULL IN (…)) is NULL, which would drop openers.
-    return and_(ForumPost.topic_id.is_not(None), ForumPost.topic_id.in_(select(opener.id).where(
-        opener.author_key == subject, opener.topic_id.is_(None))))
 
 
 def _like(

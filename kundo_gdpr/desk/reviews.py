@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from kundo_gdpr.desk.forms import address_pattern
-from kundo_gdpr.desk.mentions import targets  # the same `gone` rules as the scan
+from kundo_gdpr.desk.mention_targets import targets  # the same `gone` rules as the scan
 from kundo_gdpr.desk.protocol import Mention, Strategy
 from kundo_gdpr.models import (
     Attachment,
