@@ -75,7 +75,7 @@ def upgrade() -> None:
         # In pg_catalog, so gin_trgm_ops is found whatever the search_path.
         op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm WITH SCHEMA pg_catalog")
     for table, column in TEXT_COLUMNS:
-        # See models.desk.text_search_index: GIN on PostgreSQL, empty on SQLite.
+        # See models.desk_indexes.text_search_index: GIN on PostgreSQL, empty on SQLite.
         op.create_index(
             f"ix_{table}_{column}_trgm",
             table,

@@ -4,7 +4,7 @@ hold only the values that are not simply their key
 A plain address in its normalised form (most values) is found by its key's
 B-tree index; the substring search for the subject's address in other forms
 (a display name, several recipients, another case, an encoded `@`) reads a
-trigram index of the other values only. See models.desk.address_search_index.
+trigram index of the other values only. See models.desk_indexes.address_search_index.
 
 Revision ID: 0016
 Revises: 0015
